@@ -1,21 +1,51 @@
 // Entry point of the `berth` command. Each subcommand's module is imported only when it runs,
 // so `berth runtime` (called by conmon for every container) loads none of the daemon's code.
-const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>> = {
-  serve: () => import("./serve"),
+import { type CliContext, cliContext } from "./connect";
+
+type Command = { run(argv: string[], ctx: CliContext): Promise<number> };
+
+const commands: Record<string, { about: string; load: () => Promise<Command> }> = {
+  serve: { about: "run the daemon (CRI socket, metrics)", load: () => import("./serve/index") },
+  pull: { about: "pull an image through the daemon, with progress", load: () => import("./images/pull") },
+  images: { about: "list images", load: () => import("./images/list") },
+  rmi: { about: "remove images", load: () => import("./images/remove") },
+  image: { about: "image subcommands: import", load: () => import("./images/image") },
+  push: { about: "push an image from the store to a registry", load: () => import("./images/push") },
 };
 
+const USAGE = `usage: berth [--socket PATH] <command> [options]
+
+global options:
+  --socket PATH   the daemon's socket (default $BERTH_SOCKET or /run/berth/berth.sock)
+
+commands:
+${Object.entries(commands)
+  .map(([n, c]) => `  ${n.padEnd(10)} ${c.about}`)
+  .join("\n")}
+`;
+
 async function main(argv: string[]): Promise<number> {
+  let socket: string | undefined;
+  while (argv[0]?.startsWith("--socket")) {
+    const a = argv.shift()!;
+    socket = a.includes("=") ? a.slice(a.indexOf("=") + 1) : argv.shift();
+  }
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(`usage: berth <command> [options]\n\ncommands: ${Object.keys(commands).join(", ")}\n`);
+    (name ? process.stdout : process.stderr).write(USAGE);
     return name ? 0 : 2;
   }
-  const load = commands[name];
-  if (!load) {
+  const cmd = commands[name];
+  if (!cmd) {
     process.stderr.write(`berth: unknown command "${name}" (try berth --help)\n`);
     return 2;
   }
-  return (await load()).run(rest);
+  const ctx = cliContext(socket);
+  try {
+    return await (await cmd.load()).run(rest, ctx);
+  } finally {
+    ctx.close();
+  }
 }
 
 main(process.argv.slice(2)).then(

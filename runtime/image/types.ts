@@ -131,6 +131,10 @@ export interface ContentInfo {
  */
 export interface Ingest {
   readonly ref: string;
+  /**
+   * Bytes already written (and hashed): a download resumes from here with a Range request. 0
+   * for a new ingest, or when what was on disk was meant for another digest or size.
+   */
   readonly offset: number;
   write(chunk: Uint8Array): Promise<void>;
   /** Verify and move into place. Throws DataLossError (and discards the ingest) on a mismatch. */
@@ -147,7 +151,12 @@ export interface ContentStore {
   blobPath(digest: string): string;
   read(digest: string): Promise<Buffer>;
   readStream(digest: string): Readable;
-  /** Open or resume the ingest for `expected`. Only one writer per ref at a time (callers serialise). */
+  /**
+   * Open or resume the ingest for `expected`. One writer per digest: this waits while another
+   * Ingest of the same digest is open in this process (until its commit or close), and throws
+   * ALREADY_EXISTS if the blob was committed meanwhile. Callers check `info()` first and treat
+   * ALREADY_EXISTS as done.
+   */
   ingest(expected: Pick<Descriptor, "digest" | "size">): Promise<Ingest>;
   /** Write a small blob in one go; verifies `expected` when given. Returns its info. */
   put(data: Uint8Array, expectedDigest?: string): Promise<ContentInfo>;

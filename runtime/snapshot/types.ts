@@ -4,6 +4,13 @@
 
 export type SnapshotKind = "committed" | "active" | "view";
 
+/**
+ * Label of an active snapshot that only exists while a layer is unpacked into it (its value is
+ * the chain ID being unpacked). One left by a previous process is half-made, and a
+ * snapshotter's cleanup() removes it.
+ */
+export const UNPACKING_LABEL = "berth.io/unpacking";
+
 export interface SnapshotInfo {
   key: string;
   kind: SnapshotKind;

@@ -1,4 +1,0 @@
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write("berth serve: not yet\n");
-  return 1;
-}
