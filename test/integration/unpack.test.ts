@@ -3,7 +3,7 @@
 // layers refused without a byte written outside the snapshot.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -95,6 +95,12 @@ const hasZstd = spawnSync("zstd", ["--version"]).status === 0;
 
 function zstd(buf: Buffer): Buffer {
   return execFileSync("zstd", ["-q", "-c"], { input: buf });
+}
+
+function chunksOf(buf: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
+  return out;
 }
 
 function sha256(buf: Buffer): string {
@@ -318,6 +324,48 @@ describe("applyLayer", () => {
       });
     }
     await assert.rejects(unpack(layer, "application/vnd.oci.image.layer.v1.tar+bzip2"), { code: Code.UNIMPLEMENTED });
+  });
+
+  test("bytes arriving in any chunk sizes unpack alike, large files included", async () => {
+    const big = randomBytes(5 * 1024 * 1024 + 3);
+    const mid = randomBytes(70_000);
+    const layer = await tarOf([
+      { name: "empty", data: "" },
+      { name: "one", data: "1" },
+      { name: "mid", data: mid, mode: 0o640 },
+      { name: "x/big", data: big, rawPax: { "SCHILY.xattr.user.tag": Buffer.from([0xff, 0]) } },
+      { name: `${"long/".repeat(30)}tail`, data: "long name" },
+    ]);
+    const gz = gzipSync(layer);
+    for (const [size, data, mediaType] of [
+      [4097, layer, MediaType.OCILayer],
+      [100_000, layer, MediaType.OCILayer],
+      [1024 * 1024, layer, MediaType.OCILayer],
+      [777, gz, MediaType.OCILayerGzip],
+    ] as const) {
+      const key = `layer-${++n}`;
+      await snaps.prepare(key, undefined);
+      const dir = await snaps.upperDir(key);
+      const res = await applyLayer({ stream: Readable.from(chunksOf(data, size)), mediaType, dir, lowerDirs: [] });
+      assert.equal(res.diffId, sha256(layer), `chunks of ${size}`);
+      assert.deepEqual(await readFile(join(dir, "x/big")), big, `chunks of ${size}`);
+      assert.deepEqual(await readFile(join(dir, "mid")), mid);
+      assert.equal((await lstat(join(dir, "mid"))).mode & 0o7777, 0o640);
+      assert.equal((await lstat(join(dir, "empty"))).size, 0);
+      assert.equal(await readFile(join(dir, `${"long/".repeat(30)}tail`), "utf8"), "long name");
+      assert.deepEqual(lgetxattr(join(dir, "x/big"), "user.tag"), Buffer.from([0xff, 0]));
+      await snaps.remove(key);
+    }
+  });
+
+  test("a layer cut off inside a large file is DATA_LOSS and leaves no file open", async () => {
+    const layer = await tarOf([{ name: "big", data: randomBytes(6 * 1024 * 1024) }]);
+    const fds = async () => (await readdir("/proc/self/fd")).length;
+    const before = await fds();
+    await assert.rejects(unpack(layer.subarray(0, 5 * 1024 * 1024), MediaType.OCILayer), { code: Code.DATA_LOSS });
+    // A gzip stream cut short fails in the decompressor instead, with writes of the file under way.
+    await assert.rejects(unpack(gzipSync(layer).subarray(0, 5 * 1024 * 1024), MediaType.OCILayerGzip), { code: Code.DATA_LOSS });
+    assert.equal(await fds(), before);
   });
 
   test("later entries replace earlier ones of the same name, as tar does", async () => {

@@ -37,6 +37,9 @@ function parseDigest(digest: string): ParsedDigest {
   return { alg, hex: (m[2] ?? m[4])!, digest };
 }
 
+/** Bytes per read of a blob stream. */
+const READ_CHUNK = 1024 * 1024;
+
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException)?.code === "ENOENT";
 }
@@ -137,7 +140,10 @@ export class FileContentStore implements ContentStore {
         throw err;
       }
       try {
-        for await (const chunk of createReadStream("", { fd: fh, autoClose: false, highWaterMark: 256 * 1024 })) yield chunk as Buffer;
+        // Large reads: every chunk costs a thread-pool round trip here and in a decompressor
+        // downstream; 1 MiB instead of 256 KiB made unpacking bench/unpack.ts's layer ~15%
+        // faster (on tmpfs, where file-system costs do not hide it).
+        for await (const chunk of createReadStream("", { fd: fh, autoClose: false, highWaterMark: READ_CHUNK })) yield chunk as Buffer;
       } finally {
         await fh.close();
       }

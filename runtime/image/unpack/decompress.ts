@@ -40,7 +40,7 @@ async function peek(src: Readable, n: number): Promise<{ head: Buffer; stream: R
       ended = true;
       break;
     }
-    const b = Buffer.from(r.value);
+    const b = typeof r.value === "string" ? Buffer.from(r.value) : r.value;
     parts.push(b);
     have += b.length;
   }
@@ -52,7 +52,7 @@ async function peek(src: Readable, n: number): Promise<{ head: Buffer; stream: R
       for (;;) {
         const r = await it.next();
         if (r.done) return;
-        yield Buffer.from(r.value);
+        yield typeof r.value === "string" ? Buffer.from(r.value) : r.value;
       }
     } finally {
       await it.return?.();
@@ -80,15 +80,19 @@ function zstdDecompressor(): Transform {
       }
     },
   });
+  // Each block fzstd hands over is a new array of its own, so it is wrapped, not copied.
   const dec = new Decompress((data) => {
-    out.push(Buffer.from(data));
+    out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   });
   return out;
 }
 
+/** Output chunk of gunzip: its default (16 KiB) means a thread-pool round trip per 16 KiB. */
+const GUNZIP_CHUNK = 256 * 1024;
+
 function decompress(kind: Compression, src: Readable): Readable {
   if (kind === "none") return src;
-  const dec = kind === "gzip" ? createGunzip() : zstdDecompressor();
+  const dec = kind === "gzip" ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : zstdDecompressor();
   // Errors reach the reader through `dec`, which pipeline destroys with them.
   return pipeline(src, dec, () => {});
 }
@@ -99,7 +103,8 @@ function decompress(kind: Compression, src: Readable): Readable {
  */
 export async function decompressed(src: Readable, mediaType: string): Promise<{ kind: Compression; plain: Readable }> {
   const declared = compressionOf(mediaType);
+  if (declared !== "sniff") return { kind: declared, plain: decompress(declared, src) };
   const { head, stream: raw } = await peek(src, 6);
-  const kind = declared === "sniff" ? sniff(head, mediaType) : declared;
+  const kind = sniff(head, mediaType);
   return { kind, plain: decompress(kind, raw) };
 }

@@ -4,8 +4,7 @@
 // overlayfs would merge them, honouring whiteouts and opaque directories). The checks are per
 // path component with lstat rather than openat2(RESOLVE_BENEATH): nothing but the unpacker
 // writes into a fresh upper directory while it runs, so what was checked stays true.
-import type { BigIntStats } from "node:fs";
-import { lstat, readlink } from "node:fs/promises";
+import { type BigIntStats, lstatSync, readlinkSync } from "node:fs";
 import { join, posix } from "node:path";
 import { DataLossError } from "../../errors";
 import { lgetxattr } from "../../linux/file-calls";
@@ -46,11 +45,14 @@ export function under(rel: string, root: string): boolean {
   return root === "" || rel === root || rel.startsWith(`${root}/`);
 }
 
-export function lstatMaybe(path: string): Promise<BigIntStats | undefined> {
-  return lstat(path, { bigint: true }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === "ENOENT" || err.code === "ENOTDIR") return undefined;
+/** lstat, or undefined when nothing is there (or a parent is not a directory). */
+export function lstatMaybe(path: string): BigIntStats | undefined {
+  try {
+    return lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOTDIR") return undefined;
     throw err;
-  });
+  }
 }
 
 /** overlayfs's whiteout: a 0/0 character device. */
@@ -71,11 +73,11 @@ export type LowerInfo =
 /** How a missing directory of the upper dir gets made; PathGuard.ensureDir decides which. */
 export interface DirMaker {
   /** `rel` exists nowhere: a directory no layer described. */
-  plain(rel: string): Promise<void>;
+  plain(rel: string): void;
   /** This layer deleted `rel` (a whiteout is there): the directory it now needs starts empty. */
-  overWhiteout(rel: string): Promise<void>;
+  overWhiteout(rel: string): void;
   /** `rel` is a directory in lower layer `layer`: made here as overlayfs's copy-up would. */
-  copyUp(rel: string, layer: string): Promise<void>;
+  copyUp(rel: string, layer: string): void;
 }
 
 /** What the upper dir and the layers below hold, as far as the entries written so far needed to know. */
@@ -114,7 +116,7 @@ export class PathGuard {
   }
 
   /** What the committed layers below show at `rel`, merged as overlayfs would. */
-  async lowerInfo(rel: string): Promise<LowerInfo> {
+  lowerInfo(rel: string): LowerInfo {
     const cached = this.lowerCache.get(rel);
     if (cached) return cached;
     let info: LowerInfo;
@@ -126,12 +128,12 @@ export class PathGuard {
       }
       info = { kind: "dir", layers };
     } else {
-      const parent = await this.lowerInfo(parentOf(rel));
+      const parent = this.lowerInfo(parentOf(rel));
       info = { kind: "absent" };
       if (parent.kind === "dir") {
         const layers: string[] = [];
         for (const l of parent.layers) {
-          const st = await lstatMaybe(join(l, rel));
+          const st = lstatMaybe(join(l, rel));
           if (!st) continue;
           if (isWhiteout(st)) break;
           if (!st.isDirectory()) {
@@ -157,35 +159,35 @@ export class PathGuard {
    * Makes `rel` a real directory of the upper dir that entries may be written into: made through
    * `maker` as needed, refused if it is a symlink or not a directory here or in the layers below.
    */
-  async ensureDir(rel: string, entry: string, maker: DirMaker, linkTarget?: string): Promise<void> {
+  ensureDir(rel: string, entry: string, maker: DirMaker, linkTarget?: string): void {
     if (this.upperDirs.has(rel)) return;
-    await this.ensureDir(parentOf(rel), entry, maker, linkTarget);
+    this.ensureDir(parentOf(rel), entry, maker, linkTarget);
     const subject = linkTarget === undefined ? `its parent "${rel}"` : `its hard link target "${linkTarget}" goes through "${rel}", which`;
     const path = this.up(rel);
-    const st = await lstatMaybe(path);
+    const st = lstatMaybe(path);
     if (st?.isDirectory()) {
       this.upperDirs.add(rel);
       return;
     }
     if (st?.isSymbolicLink()) {
-      throw refuse(entry, `${subject} is a symlink to "${await readlink(path)}" that this layer made, and a layer may not write through a symlink`);
+      throw refuse(entry, `${subject} is a symlink to "${readlinkSync(path)}" that this layer made, and a layer may not write through a symlink`);
     }
     if (st && !isWhiteout(st)) throw refuse(entry, `${subject} is not a directory in this layer`);
     if (st) {
-      await maker.overWhiteout(rel);
+      maker.overWhiteout(rel);
       this.upperDirs.add(rel);
       return;
     }
-    const low = this.lowersVisible(rel) ? await this.lowerInfo(rel) : ({ kind: "absent" } as const);
+    const low = this.lowersVisible(rel) ? this.lowerInfo(rel) : ({ kind: "absent" } as const);
     if (low.kind === "nondir") {
       const where = `in a lower layer (${low.layer})`;
       if (low.st.isSymbolicLink()) {
-        throw refuse(entry, `${subject} is a symlink to "${await readlink(join(low.layer, rel))}" ${where}, and a layer may not write through a symlink`);
+        throw refuse(entry, `${subject} is a symlink to "${readlinkSync(join(low.layer, rel))}" ${where}, and a layer may not write through a symlink`);
       }
       throw refuse(entry, `${subject} is not a directory ${where}`);
     }
-    if (low.kind === "absent") await maker.plain(rel);
-    else await maker.copyUp(rel, low.layers[0]!);
+    if (low.kind === "absent") maker.plain(rel);
+    else maker.copyUp(rel, low.layers[0]!);
     this.upperDirs.add(rel);
   }
 }
