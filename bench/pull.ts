@@ -170,12 +170,20 @@ function procCpuSeconds(pid: number): number | undefined {
   }
 }
 
+function profileDir(): string | undefined {
+  const i = process.argv.indexOf("--profile");
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
 async function timeBerth(host: string): Promise<Result> {
   if (!existsSync(join(REPO, "dist", "berth.js"))) return { ok: false, error: "dist/berth.js is missing: run bin/setup first" };
   const dir = await tempDir("berth-bench-root-");
   const socket = join(dir, "berth.sock");
   // bin/berth execs node, so this PID is the daemon's.
-  const daemon = start(BERTH, ["serve", "--root", join(dir, "root"), "--state", join(dir, "state"), "--socket", socket, "--insecure-registry", host, "--metrics-addr", "127.0.0.1:0"]);
+  // --profile DIR: the daemon runs with V8's CPU profiler, to see where a pull's time goes.
+  const profile = profileDir();
+  const serve = profile ? [process.execPath, ["--cpu-prof", "--cpu-prof-dir", profile, join(REPO, "dist", "berth.js")]] as const : [BERTH, []] as const;
+  const daemon = start(serve[0], [...serve[1], "serve", "--root", join(dir, "root"), "--state", join(dir, "state"), "--socket", socket, "--insecure-registry", host, "--metrics-addr", "127.0.0.1:0"]);
   try {
     for (let i = 0; !existsSync(socket); i++) {
       if (daemon.child.exitCode !== null || daemon.child.signalCode !== null || i > 1500) {

@@ -32,6 +32,15 @@ function toServiceError(err: unknown): Partial<ServiceError> {
   return { code: code as number as status, details: message, message };
 }
 
+/**
+ * Ends a server stream with an error status. grpc-js sends the status from the stream's final
+ * step, which a destroy() skips: the client would wait for a status that never comes. An "error"
+ * event is what sets the status and ends the stream.
+ */
+function failStream(call: ServerWritableStream<unknown, unknown>, err: Partial<ServiceError>): void {
+  call.emit("error", err);
+}
+
 function implement(
   serviceName: string,
   methods: string[],
@@ -50,7 +59,7 @@ function implement(
           () => call.end(),
           (err: unknown) => {
             log.debug("rpc failed", { rpc: `${serviceName}/${method}`, error: String(err) });
-            call.destroy(toServiceError(err) as ServiceError);
+            failStream(call, toServiceError(err));
           },
         );
       };
@@ -76,7 +85,7 @@ function implement(
       impl[method] = (_call: unknown, callback?: (e: Partial<ServiceError>) => void) => {
         const err = { code: status.UNIMPLEMENTED, details: message, message };
         if (callback) callback(err);
-        else (_call as ServerWritableStream<unknown, unknown>).destroy(err as ServiceError);
+        else failStream(_call as ServerWritableStream<unknown, unknown>, err);
       };
     }
   }

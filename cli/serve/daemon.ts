@@ -76,7 +76,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   });
 
   const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: "berth_process_" });
+  collectDefaultMetrics({ register: metrics, prefix: "berth_" });
   let http: Awaited<ReturnType<typeof startHttpApi>>;
   try {
     http = await startHttpApi({

@@ -4,7 +4,7 @@ import { NotFoundError } from "../errors";
 import type { Logger } from "../log";
 import type { Snapshotter } from "../snapshot/types";
 import { SingleFlight } from "../sync/singleflight";
-import { type PullDeps, newPullFlights, pullImage } from "./pull";
+import { diskFullError, type PullDeps, newPullFlights, pullImage } from "./pull";
 import { formatPlatform } from "./platform";
 import { formatReference, parseReference, repositoryName } from "./reference";
 import type { ImageStore } from "./store";
@@ -36,6 +36,7 @@ export class LocalImageService implements ImageService {
 
   constructor(private readonly deps: ImageServiceDeps) {
     this.pullDeps = {
+      root: deps.root,
       content: deps.content,
       snapshotter: deps.snapshotter,
       clientFor: deps.clientFor,
@@ -58,6 +59,9 @@ export class LocalImageService implements ImageService {
         const stored = await this.deps.store.put(record);
         this.deps.log.info("image pulled", { image: reference, id: stored.id });
         return stored;
+      } catch (err) {
+        // Downloads and unpacking name what filled up; a manifest or the image record may too.
+        throw diskFullError(err, `pulling ${reference}`, this.deps.root) ?? err;
       } finally {
         this.activePulls--;
         if (this.activePulls === 0 && this.gcWanted) void this.collect();

@@ -559,6 +559,35 @@ describe("DistributionClient against a misbehaving server", () => {
     }
   });
 
+  test("an upload Location relative to the registry is followed, its query kept and the digest appended", async () => {
+    const data = Buffer.from("layer bytes");
+    const desc: Descriptor = { mediaType: MediaType.OCILayerGzip, digest: sha256(data), size: data.length };
+    let uploaded = Buffer.alloc(0);
+    const srv = await tinyServer((req, res) => {
+      if (req.method === "HEAD") return registryError(res, 404, "BLOB_UNKNOWN", "blob unknown");
+      if (req.method === "POST") {
+        res.writeHead(202, { location: "/v2/x/blobs/uploads/u-1?_state=a%2Bb%3D%3D" });
+        return res.end();
+      }
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        uploaded = Buffer.concat(chunks);
+        res.writeHead(201, { "docker-content-digest": desc.digest });
+        res.end();
+      });
+    });
+    try {
+      await plainClient(srv.host).pushBlob(parseReference(`${srv.host}/x:t`), desc, () => Readable.from([data]));
+      const put = srv.hits.find((h) => h.method === "PUT");
+      assert.equal(put?.path, `/v2/x/blobs/uploads/u-1?_state=a%2Bb%3D%3D&digest=${encodeURIComponent(desc.digest)}`);
+      assert.equal(put?.headers["content-length"], String(data.length));
+      assert.deepEqual(uploaded, data);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   test("a blob redirected to another host is fetched without the registry's credentials", async () => {
     const data = randomBytes(4096);
     const desc: Descriptor = { mediaType: MediaType.OCILayerGzip, digest: sha256(data), size: data.length };

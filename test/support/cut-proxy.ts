@@ -1,7 +1,7 @@
 // A TCP proxy on 127.0.0.1 that breaks transfers on purpose: it forwards to a target and, for the
-// first connections (or the first requests whose path matches), closes the client side after a
-// given number of server→client bytes. It records every plain-HTTP request head it forwards, so a
-// test can check what a retry asked for (a Range header, say).
+// first connections (or the first requests whose path matches), closes the client side (or
+// stalls the transfer) after a given number of server→client bytes. It records every plain-HTTP
+// request head it forwards, so a test can check what a retry asked for (a Range header, say).
 import { connect, createServer, type Socket } from "node:net";
 
 export interface CutRule {
@@ -11,6 +11,12 @@ export interface CutRule {
   afterBytes: number;
   /** How many cuts to make; later traffic passes untouched. Default 1. */
   times?: number;
+  /**
+   * Stall instead of closing: after `afterBytes` the response stops, the connection stays open,
+   * and nothing more flows either way until the client gives up or goes away (or the proxy stops).
+   * A transfer that is in flight for as long as the test needs, without a clock.
+   */
+  stall?: boolean;
 }
 
 export interface SeenRequest {
@@ -29,6 +35,8 @@ export interface CutProxy {
   requests: SeenRequest[];
   /** Cuts made so far. */
   cuts(): number;
+  /** Stalled transfers whose client is still connected (see `CutRule.stall`). */
+  stalled(): number;
   stop(): Promise<void>;
 }
 
@@ -76,6 +84,7 @@ export async function startCutProxy(target: string, rule?: CutRule): Promise<Cut
   const targetPort = Number(target.slice(colon + 1));
   const requests: SeenRequest[] = [];
   const sockets = new Set<Socket>();
+  const stalled = new Set<Socket>();
   const times = rule?.times ?? 1;
   let connections = 0;
   let cuts = 0;
@@ -123,9 +132,15 @@ export async function startCutProxy(target: string, rule?: CutRule): Promise<Cut
         return;
       }
       cut = true;
+      upstream.destroy();
+      if (rule!.stall) {
+        client.write(chunk.subarray(0, allowed));
+        stalled.add(client);
+        client.once("close", () => stalled.delete(client));
+        return;
+      }
       // end(), not destroy(): the bytes let through must reach the client before the close.
       client.end(chunk.subarray(0, allowed));
-      upstream.destroy();
     });
     upstream.on("end", () => client.end());
   });
@@ -139,6 +154,7 @@ export async function startCutProxy(target: string, rule?: CutRule): Promise<Cut
     port,
     requests,
     cuts: () => cuts,
+    stalled: () => stalled.size,
     stop: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -2,7 +2,7 @@
 // it by PID. Each daemon gets its own root, state, socket and a free metrics port.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -31,7 +31,10 @@ export interface TestDaemon {
 export interface DaemonOptions {
   args?: string[];
   insecureRegistries?: string[];
+  /** Holds root/ and state/ (and config.yaml); the caller owns it and removes it. Default: a temp dir that stop() removes. */
   dir?: string;
+  /** Written to DIR/config.yaml and passed as `--config` (schemas/config.schema.json; JSON is YAML). */
+  config?: Record<string, unknown>;
 }
 
 function waitExit(child: ChildProcess): Promise<void> {
@@ -47,23 +50,38 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const socket = join(state, "berth.sock");
   let output = "";
   let child: ChildProcess;
+  let configFile: string | undefined;
+  if (opts.config) {
+    await mkdir(dir, { recursive: true });
+    configFile = join(dir, "config.yaml");
+    await writeFile(configFile, JSON.stringify(opts.config, null, 2));
+  }
 
   const launch = async () => {
     const args = [BERTH_JS, "serve", "--root", root, "--state", state, "--socket", socket, "--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"];
+    if (configFile) args.push("--config", configFile);
     for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
     args.push(...(opts.args ?? []));
+    // After a restart the log already holds the last run's "berth serving": look past it.
+    const from = output.length;
     child = spawn(process.execPath, ["--enable-source-maps", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
     for (let i = 0; i < 300; i++) {
-      if (child.exitCode !== null) throw new Error(`berth serve exited with ${child.exitCode}:\n${output}`);
-      if (output.includes('"berth serving"')) return;
+      if (child.exitCode !== null) throw new Error(`berth serve exited with ${child.exitCode}:\n${output.slice(from)}`);
+      if (output.indexOf('"berth serving"', from) !== -1) return;
       await sleep(20);
     }
     child.kill("SIGKILL");
-    throw new Error(`berth serve did not come up within 6 s:\n${output}`);
+    await waitExit(child);
+    throw new Error(`berth serve did not come up within 6 s:\n${output.slice(from)}`);
   };
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    if (!opts.dir) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   let client = new CriClient(socket);
 
   const d: TestDaemon = {

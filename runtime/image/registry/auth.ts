@@ -95,6 +95,14 @@ export function credentialsOf(auth: RegistryAuth | undefined): { username: strin
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+/** What was offered, for messages: 'the credentials of user "x"', "the identity token", … */
+export function describeAuth(auth: RegistryAuth | undefined): string | undefined {
+  if (auth?.registryToken) return "the registry token";
+  if (auth?.identityToken) return "the identity token";
+  const creds = credentialsOf(auth);
+  return creds ? `the credentials of user "${creds.username}"` : undefined;
+}
+
 export function basicAuthorization(creds: { username: string; password: string }): string {
   return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString("base64")}`;
 }
@@ -206,7 +214,8 @@ export class Authorizer {
   async onUnauthorized(res: HttpResponse, scopes: string[], sent: string | undefined): Promise<boolean> {
     const challenges = parseChallenges(res.headers["www-authenticate"]);
     const ch = challenges.find((c) => c.scheme === "bearer" && c.params.realm) ?? challenges.find((c) => c.scheme === "basic");
-    if (!ch) return false;
+    // A registry token is all we have: once refused, nothing else is worth sending.
+    if (!ch || this.opts.auth?.registryToken) return false;
     this.challenge = ch;
     if (ch.scheme === "basic") {
       const creds = credentialsOf(this.opts.auth);
@@ -274,7 +283,7 @@ export class Authorizer {
       }
       res = await request({ method: "GET", url, headers, ...common });
     }
-    const who = identityToken ? "the identity token" : creds ? `the credentials of user "${creds.username}"` : "anonymous access";
+    const who = describeAuth(this.opts.auth) ?? "anonymous access";
     if (res.status === 401 || res.status === 403) {
       throw new UnauthenticatedError(`registry ${this.opts.registry}: the token server refused ${who} for ${scopes.join(" ") || "the registry"}: ${await describeResponse(res)}`);
     }

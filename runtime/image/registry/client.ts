@@ -19,9 +19,9 @@ import {
   type RegistryEndpoint,
   type ResolvedReference,
 } from "../types";
-import { Authorizer, credentialsOf } from "./auth";
+import { Authorizer, describeAuth } from "./auth";
 import { endpointsOf, type HostConfig, selfEndpoint } from "./hosts";
-import { describeResponse, discard, type HttpRequest, type HttpResponse, type RetryPolicy, readBody, request } from "./http";
+import { describeResponse, discard, displayUrl, type HttpRequest, type HttpResponse, type RetryPolicy, readBody, request } from "./http";
 
 export interface DistributionClientOptions {
   hosts: HostConfig;
@@ -82,14 +82,25 @@ export class DistributionClient implements RegistryClient {
   async resolve(ref: ImageReference): Promise<ResolvedReference> {
     if (ref.digest) validateDigest(ref.digest, formatReference(ref));
     const endpoints = endpointsOf(this.opts.hosts);
+    const what = formatReference(ref);
+    const failures: string[] = [];
     for (let i = 0; ; i++) {
       const ep = endpoints[i]!;
       try {
         return await this.resolveAt(ep, ref);
       } catch (err) {
-        // A mirror that is down or lacks the image is skipped; the last endpoint's answer stands.
-        const last = i === endpoints.length - 1;
-        if (last || !(err instanceof UnavailableError || err instanceof NotFoundError)) throw err;
+        // A mirror that is down or lacks the image is skipped; the last endpoint's answer decides the code.
+        if (!(err instanceof UnavailableError || err instanceof NotFoundError)) throw err;
+        failures.push(this.isSelf(ep) ? err.message : `mirror ${ep.url}: ${err.message}`);
+        if (i < endpoints.length - 1) continue;
+        // A lone host: its own answer, naming the image when a network error did not.
+        if (endpoints.length === 1 && this.isSelf(ep)) {
+          if (!err.message.includes(what)) err.message = `${what}: ${err.message}`;
+          throw err;
+        }
+        const tried = this.opts.hosts.skipSelf ? "its mirrors (skipSelf: never the host itself)" : "its mirrors, then the host itself";
+        const message = `${what}: no endpoint of registry ${this.opts.hosts.host} could serve it; tried ${tried}: ${failures.join("; ")}`;
+        throw err instanceof NotFoundError ? new NotFoundError(message, { cause: err }) : new UnavailableError(message, { cause: err });
       }
     }
   }
@@ -102,7 +113,7 @@ export class DistributionClient implements RegistryClient {
     if (res.status !== 200) return this.fail(res, what, ep);
     const data = await this.readManifest(res, what);
     const got = digestOf(data, algorithmOf(digest));
-    if (got !== digest) throw new DataLossError(`${what}: ${res.url.href} served bytes whose digest is ${got}`);
+    if (got !== digest) throw new DataLossError(`${what}: ${displayUrl(res.url)} served bytes whose digest is ${got}`);
     const declared = contentType(res);
     return { mediaType: (isManifestType(declared) ? declared : mediaTypeOfBody(data)) ?? declared ?? "", data };
   }
@@ -132,7 +143,7 @@ export class DistributionClient implements RegistryClient {
       const start = range ? Number(range[1]) : Number.NaN;
       if (start !== offset) {
         res.body.destroy();
-        throw new UnavailableError(`${what}: asked ${res.url.href} for bytes ${offset}- and got Content-Range "${header(res, "content-range") ?? ""}"`);
+        throw new UnavailableError(`${what}: asked ${displayUrl(res.url)} for bytes ${offset}- and got Content-Range "${header(res, "content-range") ?? ""}"`);
       }
       return { offset, body: res.body };
     }
@@ -211,9 +222,10 @@ export class DistributionClient implements RegistryClient {
     if (res.status !== 200) return this.fail(res, what, ep);
     const data = await this.readManifest(res, what);
     const answered = header(res, "docker-content-digest");
-    const computed = digestOf(data, algorithmOf(ref.digest ?? answered ?? "sha256:"));
-    if (ref.digest && computed !== ref.digest) throw new DataLossError(`${what}: ${res.url.href} served a manifest whose digest is ${computed}`);
-    if (answered && answered !== computed) throw new DataLossError(`${what}: ${res.url.href} says its digest is ${answered}, but its bytes hash to ${computed}`);
+    const computed = digestOf(data, ref.digest ? algorithmOf(ref.digest) : "sha256");
+    if (ref.digest && computed !== ref.digest) throw new DataLossError(`${what}: ${displayUrl(res.url)} served a manifest whose digest is ${computed}`);
+    // A header in another algorithm than ours cannot be checked here; the bytes are what count.
+    if (answered && algorithmOf(answered) === algorithmOf(computed) && answered !== computed) throw new DataLossError(`${what}: ${displayUrl(res.url)} says its digest is ${answered}, but its bytes hash to ${computed}`);
     const declared = contentType(res);
     const mediaType = (isManifestType(declared) ? declared : mediaTypeOfBody(data)) ?? declared ?? "";
     return { ref, digest: computed, descriptor: { mediaType, digest: computed, size: data.length }, endpoint: ep };
@@ -221,8 +233,14 @@ export class DistributionClient implements RegistryClient {
 
   /** With a digest in the reference, what the registry says must agree with it. */
   private checkAnswered(what: string, res: HttpResponse, wanted: string | undefined, answered: string | undefined): string | undefined {
-    if (answered) validateDigest(answered, `${what} (Docker-Content-Digest from ${res.url.origin})`);
-    if (wanted && answered && answered !== wanted) throw new DataLossError(`${what}: ${res.url.href} answered with digest ${answered}`);
+    if (answered) {
+      try {
+        validateDigest(answered);
+      } catch (err) {
+        throw new DataLossError(`${what}: ${displayUrl(res.url)} answered Docker-Content-Digest "${answered}": ${(err as Error).message}`);
+      }
+    }
+    if (wanted && answered && answered !== wanted) throw new DataLossError(`${what}: ${displayUrl(res.url)} answered with digest ${answered}`);
     return wanted;
   }
 
@@ -231,7 +249,7 @@ export class DistributionClient implements RegistryClient {
       return await readBody(res, MAX_MANIFEST_BYTES);
     } catch (err) {
       if (err instanceof RangeError) throw new DataLossError(`${what}: ${err.message} (manifests are limited to ${MAX_MANIFEST_BYTES} bytes)`);
-      throw new UnavailableError(`${what}: reading ${res.url.href}: ${(err as Error).message}`, { cause: err });
+      throw new UnavailableError(`${what}: reading ${displayUrl(res.url)}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -296,8 +314,8 @@ export class DistributionClient implements RegistryClient {
     const status = res.status;
     const described = await describeResponse(res);
     if (status === 401) {
-      const creds = credentialsOf(this.credentialsFor(ep));
-      const given = creds ? `refused the credentials of user "${creds.username}"` : "requires authentication and no credentials were given for it";
+      const offered = describeAuth(this.credentialsFor(ep));
+      const given = offered ? `refused ${offered}` : "requires authentication and no credentials were given for it";
       throw new UnauthenticatedError(`${what}: registry ${registry} ${given}: ${described}`);
     }
     if (status === 403) throw new PermissionDeniedError(`${what}: registry ${registry} denied access: ${described}`);

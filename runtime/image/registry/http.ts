@@ -70,6 +70,7 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 
 export function isTransientNetworkError(err: unknown): boolean {
   const e = err as NodeJS.ErrnoException | undefined;
+  if (e?.name === "AbortError") return false; // our caller's choice, not the network's
   return TRANSIENT_CODES.has(e?.code ?? "") || /socket hang up|aborted/i.test(e?.message ?? "");
 }
 
@@ -151,7 +152,7 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
   const declared = Number(res.headers["content-length"] ?? Number.NaN);
   if (declared > limit) {
     res.body.destroy();
-    throw new RangeError(`${res.method} ${res.url.href} answered ${declared} bytes, over the ${limit} byte limit`);
+    throw new RangeError(`${res.method} ${displayUrl(res.url)} answered ${declared} bytes, over the ${limit} byte limit`);
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -159,7 +160,7 @@ export async function readBody(res: HttpResponse, limit: number): Promise<Buffer
     total += (chunk as Buffer).length;
     if (total > limit) {
       res.body.destroy();
-      throw new RangeError(`${res.method} ${res.url.href} answered more than ${limit} bytes`);
+      throw new RangeError(`${res.method} ${displayUrl(res.url)} answered more than ${limit} bytes`);
     }
     chunks.push(chunk as Buffer);
   }
@@ -189,10 +190,15 @@ export async function describeResponse(res: HttpResponse): Promise<string> {
   } else {
     discard(res);
   }
-  return `${res.method} ${res.url.href} answered ${res.status} ${STATUS_CODES[res.status] ?? ""}`.trimEnd() + (detail ? ` (${detail})` : "");
+  return `${res.method} ${displayUrl(res.url)} answered ${res.status} ${STATUS_CODES[res.status] ?? ""}`.trimEnd() + (detail ? ` (${detail})` : "");
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** A URL for messages: no query, which may carry an upload's state or a storage signature. */
+export function displayUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
 
 /**
  * Sends a request, retrying 5xx (except 501), 429 (after Retry-After) and broken connections.
@@ -205,13 +211,14 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
   const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   let url = req.url;
   let method = req.method;
+  let payload = req.body;
   let headers = { ...req.headers };
   let redirectsLeft = req.maxRedirects ?? 0;
 
   for (let n = 1; ; n++) {
     let body: IncomingMessage;
     try {
-      body = await attempt({ ...req, method }, url, headers, timeoutMs);
+      body = await attempt({ ...req, method, body: payload }, url, headers, timeoutMs);
     } catch (err) {
       if (req.signal?.aborted) throw err;
       if (isTransientNetworkError(err) && n < attempts) {
@@ -220,7 +227,7 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
       }
       if (err instanceof InvalidArgumentError) throw err;
       const times = n > 1 ? ` (gave up after ${n} attempts)` : "";
-      throw new UnavailableError(`${method} ${url.href} failed: ${describeNetworkError(err as NodeJS.ErrnoException)}${times}`, { cause: err });
+      throw new UnavailableError(`${method} ${displayUrl(url)} failed: ${describeNetworkError(err as NodeJS.ErrnoException)}${times}`, { cause: err });
     }
     const res: HttpResponse = { status: body.statusCode ?? 0, headers: body.headers, url, method, body };
 
@@ -233,7 +240,10 @@ export async function request(req: HttpRequest): Promise<HttpResponse> {
         const { authorization: _dropped, ...rest } = headers;
         headers = rest;
       }
-      if (res.status === 303) method = "GET";
+      if (res.status === 303) {
+        method = "GET";
+        payload = undefined;
+      }
       url = next;
       n--; // a redirect is not a failed attempt
       continue;
