@@ -10,6 +10,7 @@ const commands: Record<string, { about: string; load: () => Promise<Command> }> 
   images: { about: "list images", load: () => import("./images/list") },
   rmi: { about: "remove images", load: () => import("./images/remove") },
   image: { about: "image subcommands: import", load: () => import("./images/image") },
+  runtime: { about: "the low-level OCI runtime (runc-compatible; conmon calls it)", load: () => import("./runtime/index").then((m) => ({ run: (argv: string[]) => m.run(argv).then((code) => process.exit(code)) })) },
   push: { about: "push an image from the store to a registry", load: () => import("./images/push") },
 };
 

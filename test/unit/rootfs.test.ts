@@ -168,9 +168,9 @@ describe("prepareRootfs with the default spec", () => {
       { call: "mount", args: ["/proc/sys", "/proc/sys", "", MS.BIND | MS.REMOUNT | MS.RDONLY, null] },
       { call: "mount", args: ["/proc/sysrq-trigger", "/proc/sysrq-trigger", "", MS.BIND | MS.REC, null] },
       { call: "mount", args: ["/proc/sysrq-trigger", "/proc/sysrq-trigger", "", MS.BIND | MS.REMOUNT | MS.RDONLY, null] },
-      { call: "mount", args: ["tmpfs", "/proc/acpi", "tmpfs", MS.RDONLY, "nr_blocks=1,nr_inodes=1"] },
+      { call: "mount", args: ["tmpfs", "/proc/acpi", "tmpfs", MS.RDONLY, null] },
       { call: "mount", args: ["/dev/null", "/proc/kcore", "", MS.BIND, null] },
-      { call: "mount", args: ["tmpfs", "/sys/firmware", "tmpfs", MS.RDONLY, "nr_blocks=1,nr_inodes=1"] },
+      { call: "mount", args: ["tmpfs", "/sys/firmware", "tmpfs", MS.RDONLY, null] },
       // root.readonly, last
       { call: "mount", args: ["", "/", "", MS.BIND | MS.REMOUNT | MS.RDONLY, null] },
     ]);
@@ -449,17 +449,8 @@ describe("masked and read-only paths", () => {
     maskPaths(fake, ["/proc/kcore", "/proc/acpi", "/proc/nothing", "/proc/alias", "/proc/kcore"], { containerRoot: r });
     assert.deepEqual(fake.callsOf("mount"), [
       ["/dev/null", "/proc/kcore", "", MS.BIND, null],
-      ["tmpfs", "/proc/acpi", "tmpfs", MS.RDONLY, "nr_blocks=1,nr_inodes=1"],
+      ["tmpfs", "/proc/acpi", "tmpfs", MS.RDONLY, null],
     ]);
-  });
-
-  test("a directory mask retries with nr_inodes=2 for kernels that refuse 1", { skip: !isRoot && "needs root for mknod" }, () => {
-    const r = rootfs();
-    realDevNull(r);
-    mkdirSync(join(r, "sys/firmware"), { recursive: true });
-    const fake = new FakeSyscalls().failOn("mount", "EINVAL", { times: 1 });
-    maskPaths(fake, ["/sys/firmware"], { containerRoot: r });
-    assert.deepEqual(fake.callsOf("mount")[1], ["tmpfs", "/sys/firmware", "tmpfs", MS.RDONLY, "nr_blocks=1,nr_inodes=2"]);
   });
 
   test("masking refuses a /dev/null that is not the null device", () => {

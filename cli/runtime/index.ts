@@ -1,0 +1,93 @@
+// `berth runtime`: the runc-compatible command conmon (and CRI-O or podman) drive. Global flags
+// and exit codes as runc's: errors go to stderr (and to --log, as JSON with --log-format json)
+// and exit 1. stderr is written with writeSync: a Node stream would switch the shared pipe to
+// non-blocking mode under the container's init, which inherits it.
+import { appendFileSync, writeSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { DEFAULT_RUNTIME_ROOT } from "../../runtime/oci/state-dir";
+
+export interface RuntimeGlobals {
+  root: string;
+  log?: string;
+  logFormat: "text" | "json";
+  debug: boolean;
+}
+
+type Sub = (argv: string[], g: RuntimeGlobals) => Promise<number>;
+
+const subcommands: Record<string, () => Promise<{ run: Sub }>> = {
+  create: () => import("./create"),
+  start: () => import("./simple").then((m) => ({ run: m.start })),
+  state: () => import("./simple").then((m) => ({ run: m.state })),
+  kill: () => import("./simple").then((m) => ({ run: m.kill })),
+  delete: () => import("./simple").then((m) => ({ run: m.del })),
+  list: () => import("./simple").then((m) => ({ run: m.list })),
+  exec: () => import("./exec"),
+  run: () => import("./run"),
+  features: () => import("./info").then((m) => ({ run: m.features })),
+  spec: () => import("./info").then((m) => ({ run: m.spec })),
+  init: () => import("./init-entry"),
+};
+
+const USAGE = `usage: berth runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND [options] ID
+
+A runc-compatible OCI runtime. Commands: create, start, state, kill, delete, exec, run, list, features, spec
+`;
+
+export function reportError(g: Pick<RuntimeGlobals, "log" | "logFormat">, message: string): void {
+  if (g.log) {
+    const line = g.logFormat === "json" ? `${JSON.stringify({ level: "error", msg: message, time: new Date().toISOString() })}\n` : `time="${new Date().toISOString()}" level=error msg="${message.replace(/"/g, '\\"')}"\n`;
+    try {
+      appendFileSync(g.log, line);
+    } catch {}
+  }
+  writeSync(2, `berth runtime: ${message}\n`);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, tokens } = parseArgs({
+    args: argv,
+    options: {
+      root: { type: "string" },
+      log: { type: "string" },
+      "log-format": { type: "string" },
+      debug: { type: "boolean" },
+      "systemd-cgroup": { type: "boolean" },
+      criu: { type: "string" },
+      rootless: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  // Global flags end at the first positional: the subcommand.
+  const first = tokens.find((t) => t.kind === "positional");
+  const g: RuntimeGlobals = {
+    root: (values.root as string | undefined) ?? DEFAULT_RUNTIME_ROOT,
+    log: values.log as string | undefined,
+    logFormat: values["log-format"] === "json" ? "json" : "text",
+    debug: Boolean(values.debug),
+  };
+  if (!first || values.help) {
+    writeSync(first ? 1 : 2, USAGE);
+    return first ? 0 : 2;
+  }
+  if (values["systemd-cgroup"]) {
+    reportError(g, "--systemd-cgroup is not supported: berth manages cgroups with the cgroupfs driver");
+    return 1;
+  }
+  const name = first.value;
+  const load = subcommands[name];
+  if (!load) {
+    reportError(g, `unknown command "${name}"`);
+    return 2;
+  }
+  const rest = argv.slice(first.index + 1);
+  try {
+    return await (await load()).run(rest, g);
+  } catch (err) {
+    reportError(g, err instanceof Error ? err.message : String(err));
+    return 1;
+  }
+}

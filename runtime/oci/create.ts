@@ -1,0 +1,228 @@
+// `create`, the launcher half: validate the bundle, claim the state directory, make the exec
+// FIFO and the cgroup, enter or create the namespaces on this (main) thread, then spawn the init
+// stage as a fresh Node process — libuv forks from the main thread, so the child starts inside
+// those namespaces, as PID 1 of a new PID namespace. No JavaScript runs in a forked child (see
+// DESIGN.md, "Low-level facts"). The init reports ready or an error on fd 3, then blocks on the
+// FIFO until `start`.
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmodSync, closeSync, existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { FailedPreconditionError, InternalError, InvalidArgumentError } from "../errors";
+import { mknod, S_IFIFO } from "../linux/file-calls";
+import { CLONE, type Syscalls } from "../linux/types";
+import { writeFileAtomicSync } from "../store/atomic";
+import { prepareCgroup } from "./cgroup-of";
+import type { InitConfig } from "./init-config";
+import type { NamespaceType, Spec } from "./spec-types";
+import { type ContainerRecord, claimContainerDir, fifoPath, processStartTime, removeContainerDir, rfc3339Nano, writeRecord } from "./state-dir";
+import { loadSpec } from "./validate";
+import { O } from "../linux/syscalls";
+import { connectUnixSocket } from "../linux/unix-socket";
+import { compileContainerSeccomp } from "./seccomp-of";
+
+export const NS_FLAGS: Record<NamespaceType, number> = {
+  mount: CLONE.NEWNS,
+  uts: CLONE.NEWUTS,
+  ipc: CLONE.NEWIPC,
+  network: CLONE.NEWNET,
+  pid: CLONE.NEWPID,
+  cgroup: CLONE.NEWCGROUP,
+  user: CLONE.NEWUSER,
+  time: CLONE.NEWTIME,
+};
+
+export interface CreateOptions {
+  root: string;
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+  /** How to start the init stage: this same program, `runtime init <config>`. */
+  initCommand: { execPath: string; args: string[] };
+}
+
+export interface Created {
+  record: ContainerRecord;
+  /** The init process, still our child (for `run`, which waits for it). */
+  child: ChildProcess;
+}
+
+/** What runc refuses up front, so nothing is made for a config that cannot run here. */
+function refuseUnsupported(spec: Spec, where: string): void {
+  if (spec.linux?.namespaces?.some((n) => n.type === "user")) {
+    throw new InvalidArgumentError(`${where}: user namespaces are not supported by berth: unshare(CLONE_NEWUSER) and setns(user) fail with EINVAL in a multi-threaded process such as Node.js`);
+  }
+  if (spec.process?.apparmorProfile && !existsSync("/sys/kernel/security/apparmor")) {
+    throw new InvalidArgumentError(`${where}: process.apparmorProfile "${spec.process.apparmorProfile}" is set, but AppArmor is not enabled on this host`);
+  }
+  if (spec.process?.selinuxLabel && !existsSync("/sys/fs/selinux/enforce")) {
+    throw new InvalidArgumentError(`${where}: process.selinuxLabel is set, but SELinux is not enabled on this host`);
+  }
+  if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
+}
+
+/** Applies the namespaces of `spec` to the calling (main) thread: join by path, or unshare new ones. */
+function enterNamespaces(sys: Syscalls, spec: Spec): void {
+  let unshareFlags = 0;
+  for (const ns of spec.linux?.namespaces ?? []) {
+    // The init makes (or joins) these itself: the cgroup namespace once it is inside its cgroup, so
+    // that cgroup is its root; the mount namespace so that its pivot_root cannot move our root too.
+    if (ns.type === "cgroup" || ns.type === "mount") continue;
+    const flag = NS_FLAGS[ns.type];
+    if (!ns.path) {
+      unshareFlags |= flag;
+      continue;
+    }
+    let fd: number;
+    try {
+      fd = sys.open(ns.path, O.RDONLY | O.CLOEXEC);
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot join ${ns.type} namespace ${ns.path}: ${(err as Error).message}`);
+    }
+    try {
+      sys.setns(fd, flag);
+    } catch (err) {
+      throw new InvalidArgumentError(`cannot join ${ns.type} namespace ${ns.path}: ${(err as Error).message}`);
+    } finally {
+      sys.close(fd);
+    }
+  }
+  if (unshareFlags) sys.unshare(unshareFlags);
+}
+
+function mountNamespace(spec: Spec): InitConfig["mountNs"] {
+  const ns = spec.linux?.namespaces?.find((n) => n.type === "mount");
+  if (!ns) return "host";
+  return ns.path ? { path: ns.path } : "new";
+}
+
+/** The soft RLIMIT_NOFILE our caller had: Node raised ours at start, the container gets the caller's. */
+function callerNofile(): number | undefined {
+  try {
+    const limits = readFileSync(`/proc/${process.ppid}/limits`, "utf8");
+    const m = /^Max open files\s+(\d+)\s+(\d+)/m.exec(limits);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function createContainer(sys: Syscalls, opts: CreateOptions): Promise<Created> {
+  const bundle = resolve(opts.bundle);
+  const spec = await loadSpec(bundle);
+  const where = join(bundle, "config.json");
+  refuseUnsupported(spec, where);
+  const rootfs = resolve(bundle, spec.root!.path);
+  if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`${where}: root.path ${rootfs} is not a directory`);
+  const seccomp = spec.linux?.seccomp ? compileContainerSeccomp(spec) : undefined;
+
+  const dir = claimContainerDir(opts.root, opts.id);
+  let child: ChildProcess | undefined;
+  const fds: number[] = [];
+  let cgroupCleanup: (() => Promise<void>) | undefined;
+  try {
+    const fifo = fifoPath(opts.root, opts.id);
+    mknod(fifo, S_IFIFO | 0o622);
+    // mknod applies the umask; the init may open it after switching to a non-root user.
+    chmodSync(fifo, 0o622);
+    fds.push(sys.open(fifo, O.PATH | O.CLOEXEC));
+    const cgroup = await prepareCgroup(spec, opts.id);
+    cgroupCleanup = cgroup?.destroy;
+    let consoleFd: number | undefined;
+    if (spec.process?.terminal) {
+      if (!opts.consoleSocket) throw new InvalidArgumentError("process.terminal is true: --console-socket is required");
+      consoleFd = connectUnixSocket(opts.consoleSocket);
+      fds.push(consoleFd);
+    } else if (opts.consoleSocket) {
+      throw new InvalidArgumentError("--console-socket was given but process.terminal is false");
+    }
+
+    const cfg: InitConfig = {
+      id: opts.id,
+      spec,
+      rootfs,
+      bundle,
+      fifoFd: 4,
+      consoleFd: consoleFd === undefined ? undefined : 5,
+      cgroupProcs: cgroup?.procsFiles ?? [],
+      newCgroupNs: Boolean(spec.linux?.namespaces?.some((n) => n.type === "cgroup" && !n.path)),
+      joinCgroupNs: spec.linux?.namespaces?.find((n) => n.type === "cgroup" && n.path)?.path,
+      mountNs: mountNamespace(spec),
+      nofile: callerNofile(),
+      seccomp: seccomp ? { program: seccomp.program.toString("base64"), flags: seccomp.flags } : undefined,
+      cgroupMounts: cgroup ? { cgroupLayout: cgroup.layout, cgroupV1: cgroup.v1, cgroup2Path: cgroup.cgroup2Path } : {},
+      preserveFds: opts.preserveFds ?? 0,
+    };
+    const cfgFile = join(dir, "init.json");
+    writeFileAtomicSync(cfgFile, JSON.stringify(cfg), 0o600);
+
+    enterNamespaces(sys, spec);
+    const stdio: Array<"inherit" | "pipe" | number> = ["inherit", "inherit", "inherit", "pipe", fds[0]!];
+    if (consoleFd !== undefined) stdio.push(consoleFd);
+    for (let i = 0; i < (opts.preserveFds ?? 0); i++) stdio[6 + i] = 3 + i;
+    child = spawn(opts.initCommand.execPath, [...opts.initCommand.args, cfgFile], { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } });
+    const pid = child.pid;
+    if (pid === undefined) throw new InternalError(`cannot start the container's init: ${opts.initCommand.execPath} did not spawn`);
+    await waitReady(child, opts.id);
+
+    const record: ContainerRecord = {
+      id: opts.id,
+      pid,
+      pidStartTime: processStartTime(pid) ?? "",
+      bundle,
+      rootfs,
+      created: rfc3339Nano(),
+      owner: "root",
+      spec,
+      cgroup: cgroup?.location,
+    };
+    writeRecord(opts.root, record);
+    if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(pid));
+    return { record, child };
+  } catch (err) {
+    if (child?.pid && child.exitCode === null) {
+      child.kill("SIGKILL");
+      await new Promise((r) => child!.once("exit", r));
+    }
+    await cgroupCleanup?.().catch(() => {});
+    removeContainerDir(opts.root, opts.id);
+    throw err;
+  } finally {
+    for (const fd of fds) {
+      try {
+        closeSync(fd);
+      } catch {}
+    }
+  }
+}
+
+/** The init writes one JSON line on fd 3: {"ready":true} or {"error":"…"}; EOF first means it died. */
+export function waitReady(child: ChildProcess, id: string): Promise<void> {
+  return new Promise((resolveReady, reject) => {
+    const sync = child.stdio[3] as NodeJS.ReadableStream;
+    let buf = "";
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      sync.removeAllListeners("data");
+      if (err) reject(err);
+      else resolveReady();
+    };
+    sync.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl < 0) return;
+      let msg: { ready?: boolean; error?: string };
+      try {
+        msg = JSON.parse(buf.slice(0, nl));
+      } catch {
+        return finish(new InternalError(`container "${id}": init sent an unreadable message: ${buf.slice(0, 200)}`));
+      }
+      finish(msg.ready ? undefined : new FailedPreconditionError(`container "${id}": ${msg.error ?? "init failed"}`));
+    });
+    child.once("exit", (code, signal) => finish(new InternalError(`container "${id}": init exited (${signal ?? `code ${code}`}) before it was ready`)));
+    child.once("error", (err) => finish(new InternalError(`container "${id}": cannot start init: ${err.message}`)));
+  });
+}

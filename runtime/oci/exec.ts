@@ -1,0 +1,123 @@
+// `exec`: a new process in a running container. The launcher joins the container's IPC, UTS,
+// network, cgroup and PID namespaces on its main thread, then spawns the exec stage, which joins
+// the container's cgroup, then its mount namespace (unshare(CLONE_FS) first: Node is threaded),
+// applies the process's user, capabilities, no_new_privs and the container's seccomp filter, and
+// execs. Without --detach the launcher waits and exits with the process's code.
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { FailedPreconditionError, InternalError, InvalidArgumentError } from "../errors";
+import { O } from "../linux/syscalls";
+import type { Syscalls } from "../linux/types";
+import { connectUnixSocket } from "../linux/unix-socket";
+import { writeFileAtomicSync } from "../store/atomic";
+import { NS_FLAGS, waitReady } from "./create";
+import type { ExecConfig } from "./init-config";
+import { containerStatus } from "./lifecycle";
+import { compileContainerSeccomp } from "./seccomp-of";
+import type { NamespaceType, Process } from "./spec-types";
+import { containerDir, readRecord } from "./state-dir";
+
+export interface ExecOptions {
+  root: string;
+  id: string;
+  process: Process;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+  initCommand: { execPath: string; args: string[] };
+}
+
+const PROC_NS: Array<[NamespaceType, string]> = [
+  ["ipc", "ipc"],
+  ["uts", "uts"],
+  ["network", "net"],
+  ["cgroup", "cgroup"],
+  ["pid", "pid"],
+];
+
+function sameNamespace(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
+}
+
+export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise<{ pid: number; child: ChildProcess }> {
+  const rec = readRecord(opts.root, opts.id);
+  const status = await containerStatus({ root: opts.root }, rec);
+  if (status !== "running" && status !== "created") throw new FailedPreconditionError(`cannot exec in container "${opts.id}": it is ${status}`);
+  if (!opts.process.args?.length) throw new InvalidArgumentError("exec: process.args must name a program");
+  if (opts.process.terminal && !opts.consoleSocket) throw new InvalidArgumentError("exec: a terminal needs --console-socket");
+  const spec = rec.spec;
+  const seccomp = compileContainerSeccomp(spec);
+  const fds: number[] = [];
+  let child: ChildProcess | undefined;
+  try {
+    fds.push(sys.open(`/proc/${rec.pid}/ns/mnt`, O.RDONLY | O.CLOEXEC));
+    let consoleFd: number | undefined;
+    if (opts.process.terminal) {
+      consoleFd = connectUnixSocket(opts.consoleSocket!);
+      fds.push(consoleFd);
+    }
+    const cgroupProcs = rec.cgroup ? [...new Set(Object.values(rec.cgroup.dirs))].map((d) => join(d, "cgroup.procs")) : [];
+    const cfg: ExecConfig = {
+      id: opts.id,
+      process: opts.process,
+      mountNsFd: 4,
+      consoleFd: consoleFd === undefined ? undefined : 5,
+      cgroupProcs,
+      seccomp: seccomp ? { program: seccomp.program.toString("base64"), flags: seccomp.flags } : undefined,
+      preserveFds: opts.preserveFds ?? 0,
+      nofile: undefined,
+    };
+    const cfgFile = join(containerDir(opts.root, opts.id), `exec-${process.pid}-${Date.now()}.json`);
+    writeFileAtomicSync(cfgFile, JSON.stringify(cfg), 0o600);
+    // Join what the container has of its own; a namespace it shares with us needs nothing.
+    for (const [type, name] of PROC_NS) {
+      const theirs = `/proc/${rec.pid}/ns/${name}`;
+      if (!spec.linux?.namespaces?.some((n) => n.type === type) || sameNamespace(theirs, `/proc/self/ns/${name}`)) continue;
+      const fd = sys.open(theirs, O.RDONLY | O.CLOEXEC);
+      try {
+        sys.setns(fd, NS_FLAGS[type]);
+      } finally {
+        sys.close(fd);
+      }
+    }
+    const stdio: Array<"inherit" | "pipe" | number> = ["inherit", "inherit", "inherit", "pipe", fds[0]!];
+    if (consoleFd !== undefined) stdio.push(consoleFd);
+    for (let i = 0; i < (opts.preserveFds ?? 0); i++) stdio[6 + i] = 3 + i;
+    child = spawn(opts.initCommand.execPath, [...opts.initCommand.args, cfgFile], { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } });
+    if (child.pid === undefined) throw new InternalError("exec: the exec stage did not spawn");
+    await waitReady(child, opts.id);
+    if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(child.pid));
+    return { pid: child.pid, child };
+  } catch (err) {
+    if (child?.pid && child.exitCode === null) {
+      child.kill("SIGKILL");
+      await new Promise((r) => child!.once("exit", r));
+    }
+    throw err;
+  } finally {
+    for (const fd of fds) {
+      try {
+        closeSync(fd);
+      } catch {}
+    }
+  }
+}
+
+/** A process.json as `runc exec --process` reads it. */
+export function readProcessFile(path: string): Process {
+  let p: Process;
+  try {
+    p = JSON.parse(readFileSync(path, "utf8")) as Process;
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read process file ${path}: ${(err as Error).message}`);
+  }
+  if (!p || typeof p !== "object" || !p.user || typeof p.cwd !== "string") throw new InvalidArgumentError(`process file ${path}: "user" and "cwd" are required`);
+  return p;
+}
