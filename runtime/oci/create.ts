@@ -38,6 +38,11 @@ export interface CreateOptions {
   pidFile?: string;
   consoleSocket?: string;
   preserveFds?: number;
+  /**
+   * Where relative cgroupsPaths go, below the caller's own cgroup. "" (runc's rule) for
+   * `berth runtime`; the daemon passes its configured root.
+   */
+  cgroupRoot?: string;
   /** How to start the init stage: this same program, `runtime init <config>`. */
   initCommand: { execPath: string; args: string[] };
 }
@@ -127,7 +132,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     // mknod applies the umask; the init may open it after switching to a non-root user.
     chmodSync(fifo, 0o622);
     fds.push(sys.open(fifo, O.PATH | O.CLOEXEC));
-    const cgroup = await prepareCgroup(spec, opts.id);
+    const cgroup = await prepareCgroup(spec, opts.id, opts.cgroupRoot ?? "");
     cgroupCleanup = cgroup?.destroy;
     let consoleFd: number | undefined;
     if (spec.process?.terminal) {

@@ -2,7 +2,7 @@
 // config.json from berth's default spec (runc's) with the test's changes, and a cgroup path below
 // the test's own cgroup. Runs the same bundle under `berth runtime` and under `runc`.
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,13 +10,6 @@ import { BUSYBOX_APPLETS } from "../../runtime/image/build";
 import { defaultSpec } from "../../runtime/oci/default-spec";
 import type { Spec } from "../../runtime/oci/spec-types";
 import { BERTH_JS } from "./daemon";
-
-/** The test process's own cgroup in the memory hierarchy (this host's only non-root one). */
-export function ownCgroup(): string {
-  const lines = readFileSync("/proc/self/cgroup", "utf8").trim().split("\n");
-  const mem = lines.find((l) => l.split(":")[1]?.split(",").includes("memory"));
-  return (mem ?? lines[0]!).split(":")[2] ?? "/";
-}
 
 export interface Bundle {
   dir: string;
@@ -38,7 +31,8 @@ export async function makeBundle(edit?: (spec: Spec) => void): Promise<Bundle> {
   writeFileSync(join(rootfs, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
   writeFileSync(join(rootfs, "etc/group"), "root:x:0:\napp:x:1000:\nextra:x:2000:app\n");
   const spec = defaultSpec({ terminal: false, args: ["true"] });
-  spec.linux!.cgroupsPath = `${ownCgroup().replace(/\/$/, "")}/berth-test-${process.pid}-${++seq}`;
+  // Relative: below the caller's own cgroup in every hierarchy (runc's rule, and berth's), one level deep.
+  spec.linux!.cgroupsPath = `berth-test-${process.pid}-${++seq}`;
   edit?.(spec);
   const b: Bundle = { dir, rootfs, spec, write: () => writeFileSync(join(dir, "config.json"), JSON.stringify(spec, null, 2)) };
   b.write();
