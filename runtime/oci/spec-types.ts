@@ -1,6 +1,9 @@
 // The OCI runtime-spec v1.3 config.json, as TypeScript types (the Linux parts berth runs).
 // config.json is validated against schemas/oci/runtime-spec-v1.3.0 before these types are trusted.
 
+import type { LinuxResources } from "../cgroups/types";
+import type { LinuxSeccomp } from "../security/seccomp/types";
+
 export interface Spec {
   ociVersion: string;
   root?: { path: string; readonly?: boolean };
@@ -102,101 +105,10 @@ export interface Device {
   gid?: number;
 }
 
-export interface DeviceCgroupRule {
-  allow: boolean;
-  type?: "a" | "c" | "b";
-  major?: number;
-  minor?: number;
-  access?: string;
-}
-
-export interface ThrottleDevice {
-  major: number;
-  minor: number;
-  rate: number;
-}
-
-export interface WeightDevice {
-  major: number;
-  minor: number;
-  weight?: number;
-  leafWeight?: number;
-}
-
-export interface LinuxResources {
-  devices?: DeviceCgroupRule[];
-  memory?: {
-    limit?: number;
-    reservation?: number;
-    swap?: number;
-    kernel?: number;
-    kernelTCP?: number;
-    swappiness?: number;
-    disableOOMKiller?: boolean;
-    useHierarchy?: boolean;
-    checkBeforeUpdate?: boolean;
-  };
-  cpu?: {
-    shares?: number;
-    quota?: number;
-    burst?: number;
-    period?: number;
-    realtimeRuntime?: number;
-    realtimePeriod?: number;
-    cpus?: string;
-    mems?: string;
-    idle?: number;
-  };
-  pids?: { limit: number };
-  blockIO?: {
-    weight?: number;
-    leafWeight?: number;
-    weightDevice?: WeightDevice[];
-    throttleReadBpsDevice?: ThrottleDevice[];
-    throttleWriteBpsDevice?: ThrottleDevice[];
-    throttleReadIOPSDevice?: ThrottleDevice[];
-    throttleWriteIOPSDevice?: ThrottleDevice[];
-  };
-  hugepageLimits?: Array<{ pageSize: string; limit: number }>;
-  network?: { classID?: number; priorities?: Array<{ name: string; priority: number }> };
-  rdma?: Record<string, { hcaHandles?: number; hcaObjects?: number }>;
-  unified?: Record<string, string>;
-}
-
-export type SeccompAction =
-  | "SCMP_ACT_KILL"
-  | "SCMP_ACT_KILL_PROCESS"
-  | "SCMP_ACT_KILL_THREAD"
-  | "SCMP_ACT_TRAP"
-  | "SCMP_ACT_ERRNO"
-  | "SCMP_ACT_TRACE"
-  | "SCMP_ACT_ALLOW"
-  | "SCMP_ACT_LOG"
-  | "SCMP_ACT_NOTIFY";
-
-export interface SeccompArg {
-  index: number;
-  value: number;
-  valueTwo?: number;
-  op: "SCMP_CMP_NE" | "SCMP_CMP_LT" | "SCMP_CMP_LE" | "SCMP_CMP_EQ" | "SCMP_CMP_GE" | "SCMP_CMP_GT" | "SCMP_CMP_MASKED_EQ";
-}
-
-export interface SeccompSyscall {
-  names: string[];
-  action: SeccompAction;
-  errnoRet?: number;
-  args?: SeccompArg[];
-}
-
-export interface LinuxSeccomp {
-  defaultAction: SeccompAction;
-  defaultErrnoRet?: number;
-  architectures?: string[];
-  flags?: string[];
-  listenerPath?: string;
-  listenerMetadata?: string;
-  syscalls?: SeccompSyscall[];
-}
+// linux.resources and linux.seccomp are typed where they are applied: the cgroup layer and the
+// seccomp compiler own those contracts, and this file re-exports them under the spec's names.
+export type { LinuxDeviceCgroup as DeviceCgroupRule, LinuxResources, LinuxThrottleDevice as ThrottleDevice, LinuxWeightDevice as WeightDevice } from "../cgroups/types";
+export type { LinuxSeccomp, LinuxSeccompArg as SeccompArg, LinuxSyscall as SeccompSyscall, SeccompAction } from "../security/seccomp/types";
 
 export interface Linux {
   uidMappings?: IdMapping[];

@@ -17,6 +17,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unli
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { AlreadyExistsError, DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../errors";
+import { KeyedMutex } from "../../sync/keyed-mutex";
 import { fsyncDir, writeJsonAtomic } from "../../store/atomic";
 import type { ContentInfo, ContentStore, Descriptor, Ingest } from "../types";
 
@@ -49,29 +50,6 @@ function isDiskFull(err: unknown): boolean {
   return code === "ENOSPC" || code === "EDQUOT";
 }
 
-/** Per-digest turn-taking inside this process; a turn spans from `ingest()` to commit/close. */
-class TurnLock {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async acquire(key: string): Promise<() => void> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => {
-      release = r;
-    });
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    };
-  }
-}
-
 interface IngestRef {
   digest: string;
   size: number;
@@ -82,7 +60,8 @@ export class FileContentStore implements ContentStore {
   readonly dir: string;
   private readonly blobsDir: string;
   private readonly ingestDir: string;
-  private readonly turns = new TurnLock();
+  /** Per-digest turn-taking inside this process; a turn spans from `ingest()` to commit/close. */
+  private readonly turns = new KeyedMutex();
   private ready: Promise<void> | undefined;
 
   /** `root` is berth's state directory (e.g. /var/lib/berth); content lives in `<root>/content`. */
