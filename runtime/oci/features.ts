@@ -21,7 +21,8 @@ export function runtimeFeatures(): Record<string, unknown> {
   return {
     ociVersionMin: "1.0.0",
     ociVersionMax: "1.3.0",
-    hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+    // OCI hooks are not run yet: say so rather than let a caller rely on them.
+    hooks: [],
     mountOptions: MOUNT_OPTIONS,
     linux: {
       // No user namespaces: Node is multi-threaded, and the kernel refuses them to such processes.
