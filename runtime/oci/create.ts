@@ -64,6 +64,8 @@ function refuseUnsupported(spec: Spec, where: string): void {
   if (spec.process?.selinuxLabel && !existsSync("/sys/fs/selinux/enforce")) {
     throw new InvalidArgumentError(`${where}: process.selinuxLabel is set, but SELinux is not enabled on this host`);
   }
+  const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => (list?.length ?? 0) > 0);
+  if (hooks.length) throw new InvalidArgumentError(`${where}: OCI hooks (${hooks.map(([k]) => k).join(", ")}) are not supported by berth yet`);
   if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
 }
 
