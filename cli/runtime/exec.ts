@@ -9,24 +9,26 @@ import { initCommand } from "./create";
 import type { RuntimeGlobals } from "./index";
 
 export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      process: { type: "string", short: "p" },
-      tty: { type: "boolean", short: "t" },
-      detach: { type: "boolean", short: "d" },
-      "pid-file": { type: "string" },
-      "console-socket": { type: "string" },
-      cwd: { type: "string" },
-      env: { type: "string", short: "e", multiple: true },
-      user: { type: "string", short: "u" },
-      cap: { type: "string", short: "c", multiple: true },
-      "no-new-privs": { type: "boolean" },
-      "preserve-fds": { type: "string" },
-      "additional-gids": { type: "string", short: "g", multiple: true },
-    },
-    allowPositionals: true,
-  });
+  const options = {
+    process: { type: "string", short: "p" },
+    tty: { type: "boolean", short: "t" },
+    detach: { type: "boolean", short: "d" },
+    "pid-file": { type: "string" },
+    "console-socket": { type: "string" },
+    cwd: { type: "string" },
+    env: { type: "string", short: "e", multiple: true },
+    user: { type: "string", short: "u" },
+    cap: { type: "string", short: "c", multiple: true },
+    "no-new-privs": { type: "boolean" },
+    "preserve-fds": { type: "string" },
+    "additional-gids": { type: "string", short: "g", multiple: true },
+  } as const;
+  // As runc: flags come before the container id; everything after it is the command (its own -c too).
+  const { tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  const first = tokens.find((t) => t.kind === "positional" || t.kind === "option-terminator");
+  const cut = first ? first.index : argv.length;
+  const { values } = parseArgs({ args: argv.slice(0, cut), options });
+  const positionals = argv.slice(first?.kind === "option-terminator" ? cut + 1 : cut);
   const [id, ...args] = positionals;
   if (!id) throw new Error("usage: berth runtime exec [--process FILE] [--tty] [--detach] ID [ARGS...]");
   let proc: Process;

@@ -4,10 +4,10 @@
 // those namespaces, as PID 1 of a new PID namespace. No JavaScript runs in a forked child (see
 // DESIGN.md, "Low-level facts"). The init reports ready or an error on fd 3, then blocks on the
 // FIFO until `start`.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { FailedPreconditionError, InternalError, InvalidArgumentError } from "../errors";
+import { InvalidArgumentError } from "../errors";
 import { mknod, S_IFIFO } from "../linux/file-calls";
 import { CLONE, type Syscalls } from "../linux/types";
 import { writeFileAtomicSync } from "../store/atomic";
@@ -19,6 +19,7 @@ import { loadSpec } from "./validate";
 import { O } from "../linux/syscalls";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { compileContainerSeccomp } from "./seccomp-of";
+import { killStage, type StageCommand, startStage } from "./stage";
 
 export const NS_FLAGS: Record<NamespaceType, number> = {
   mount: CLONE.NEWNS,
@@ -44,7 +45,7 @@ export interface CreateOptions {
    */
   cgroupRoot?: string;
   /** How to start the init stage: this same program, `runtime init <config>`. */
-  initCommand: { execPath: string; args: string[] };
+  initCommand: StageCommand;
 }
 
 export interface Created {
@@ -165,13 +166,8 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     writeFileAtomicSync(cfgFile, JSON.stringify(cfg), 0o600);
 
     enterNamespaces(sys, spec);
-    const stdio: Array<"inherit" | "pipe" | number> = ["inherit", "inherit", "inherit", "pipe", fds[0]!];
-    if (consoleFd !== undefined) stdio.push(consoleFd);
-    for (let i = 0; i < (opts.preserveFds ?? 0); i++) stdio[6 + i] = 3 + i;
-    child = spawn(opts.initCommand.execPath, [...opts.initCommand.args, cfgFile], { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } });
-    const pid = child.pid;
-    if (pid === undefined) throw new InternalError(`cannot start the container's init: ${opts.initCommand.execPath} did not spawn`);
-    await waitReady(child, opts.id);
+    child = await startStage(opts.initCommand, cfgFile, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`);
+    const pid = child.pid!;
 
     const record: ContainerRecord = {
       id: opts.id,
@@ -188,10 +184,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(pid));
     return { record, child };
   } catch (err) {
-    if (child?.pid && child.exitCode === null) {
-      child.kill("SIGKILL");
-      await new Promise((r) => child!.once("exit", r));
-    }
+    if (child) await killStage(child);
     await cgroupCleanup?.().catch(() => {});
     removeContainerDir(opts.root, opts.id);
     throw err;
@@ -202,34 +195,4 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       } catch {}
     }
   }
-}
-
-/** The init writes one JSON line on fd 3: {"ready":true} or {"error":"…"}; EOF first means it died. */
-export function waitReady(child: ChildProcess, id: string): Promise<void> {
-  return new Promise((resolveReady, reject) => {
-    const sync = child.stdio[3] as NodeJS.ReadableStream;
-    let buf = "";
-    let done = false;
-    const finish = (err?: Error) => {
-      if (done) return;
-      done = true;
-      sync.removeAllListeners("data");
-      if (err) reject(err);
-      else resolveReady();
-    };
-    sync.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      let msg: { ready?: boolean; error?: string };
-      try {
-        msg = JSON.parse(buf.slice(0, nl));
-      } catch {
-        return finish(new InternalError(`container "${id}": init sent an unreadable message: ${buf.slice(0, 200)}`));
-      }
-      finish(msg.ready ? undefined : new FailedPreconditionError(`container "${id}": ${msg.error ?? "init failed"}`));
-    });
-    child.once("exit", (code, signal) => finish(new InternalError(`container "${id}": init exited (${signal ?? `code ${code}`}) before it was ready`)));
-    child.once("error", (err) => finish(new InternalError(`container "${id}": cannot start init: ${err.message}`)));
-  });
 }

@@ -3,18 +3,19 @@
 // the container's cgroup, then its mount namespace (unshare(CLONE_FS) first: Node is threaded),
 // applies the process's user, capabilities, no_new_privs and the container's seccomp filter, and
 // execs. Without --detach the launcher waits and exits with the process's code.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { closeSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { FailedPreconditionError, InternalError, InvalidArgumentError } from "../errors";
+import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import { O } from "../linux/syscalls";
 import type { Syscalls } from "../linux/types";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { writeFileAtomicSync } from "../store/atomic";
-import { NS_FLAGS, waitReady } from "./create";
+import { NS_FLAGS } from "./create";
 import type { ExecConfig } from "./init-config";
 import { containerStatus } from "./lifecycle";
 import { compileContainerSeccomp } from "./seccomp-of";
+import { type StageCommand, startStage } from "./stage";
 import type { NamespaceType, Process } from "./spec-types";
 import { containerDir, readRecord } from "./state-dir";
 
@@ -25,7 +26,7 @@ export interface ExecOptions {
   pidFile?: string;
   consoleSocket?: string;
   preserveFds?: number;
-  initCommand: { execPath: string; args: string[] };
+  initCommand: StageCommand;
 }
 
 const PROC_NS: Array<[NamespaceType, string]> = [
@@ -55,7 +56,6 @@ export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise
   const spec = rec.spec;
   const seccomp = compileContainerSeccomp(spec);
   const fds: number[] = [];
-  let child: ChildProcess | undefined;
   try {
     fds.push(sys.open(`/proc/${rec.pid}/ns/mnt`, O.RDONLY | O.CLOEXEC));
     let consoleFd: number | undefined;
@@ -87,20 +87,9 @@ export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise
         sys.close(fd);
       }
     }
-    const stdio: Array<"inherit" | "pipe" | number> = ["inherit", "inherit", "inherit", "pipe", fds[0]!];
-    if (consoleFd !== undefined) stdio.push(consoleFd);
-    for (let i = 0; i < (opts.preserveFds ?? 0); i++) stdio[6 + i] = 3 + i;
-    child = spawn(opts.initCommand.execPath, [...opts.initCommand.args, cfgFile], { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } });
-    if (child.pid === undefined) throw new InternalError("exec: the exec stage did not spawn");
-    await waitReady(child, opts.id);
+    const child = await startStage(opts.initCommand, cfgFile, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `exec in container "${opts.id}"`);
     if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(child.pid));
-    return { pid: child.pid, child };
-  } catch (err) {
-    if (child?.pid && child.exitCode === null) {
-      child.kill("SIGKILL");
-      await new Promise((r) => child!.once("exit", r));
-    }
-    throw err;
+    return { pid: child.pid!, child };
   } finally {
     for (const fd of fds) {
       try {
