@@ -69,9 +69,13 @@ export async function run(argv: string[]): Promise<number> {
     logFormat: values["log-format"] === "json" ? "json" : "text",
     debug: Boolean(values.debug),
   };
-  if (!first || values.help) {
-    writeSync(first ? 1 : 2, USAGE);
-    return first ? 0 : 2;
+  if (values.help) {
+    writeSync(1, USAGE);
+    return 0;
+  }
+  if (!first) {
+    writeSync(2, USAGE);
+    return 2;
   }
   if (values["systemd-cgroup"]) {
     reportError(g, "--systemd-cgroup is not supported: berth manages cgroups with the cgroupfs driver");
