@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { linuxSyscalls } from "../../runtime/linux/syscalls";
 import { createContainer } from "../../runtime/oci/create";
 import { checkId } from "../../runtime/oci/state-dir";
+import { trace } from "../../runtime/oci/trace";
 import type { RuntimeGlobals } from "./index";
 
 export function createFlags() {
@@ -22,6 +23,7 @@ export function initCommand(): { execPath: string; args: string[] } {
 }
 
 export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
+  trace("create:loaded");
   const { values, positionals } = parseArgs({ args: argv, options: createFlags(), allowPositionals: true });
   if (positionals.length !== 1) throw new Error("usage: berth runtime create --bundle DIR [--pid-file F] [--console-socket S] ID");
   const created = await createContainer(linuxSyscalls, {

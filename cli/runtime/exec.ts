@@ -6,9 +6,24 @@ import { execInContainer, readProcessFile } from "../../runtime/oci/exec";
 import type { Process } from "../../runtime/oci/spec-types";
 import { readRecord } from "../../runtime/oci/state-dir";
 import { initCommand } from "./create";
-import type { RuntimeGlobals } from "./index";
+import { reportError, type RuntimeGlobals } from "./index";
+
+/**
+ * As runc: exec's own failures (no such container, no such program, a bad cwd...) exit 255, so
+ * that a caller such as conmon can tell them from the exit code of a process that ran.
+ */
+export const EXEC_FAILED = 255;
 
 export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
+  try {
+    return await execCommand(argv, g);
+  } catch (err) {
+    reportError(g, `exec failed: ${err instanceof Error ? err.message : String(err)}`);
+    return EXEC_FAILED;
+  }
+}
+
+async function execCommand(argv: string[], g: RuntimeGlobals): Promise<number> {
   const options = {
     process: { type: "string", short: "p" },
     tty: { type: "boolean", short: "t" },

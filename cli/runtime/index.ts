@@ -5,6 +5,7 @@
 import { appendFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DEFAULT_RUNTIME_ROOT } from "../../runtime/oci/state-dir";
+import { trace } from "../../runtime/oci/trace";
 
 export interface RuntimeGlobals {
   root: string;
@@ -45,6 +46,7 @@ export function reportError(g: Pick<RuntimeGlobals, "log" | "logFormat">, messag
 }
 
 export async function run(argv: string[]): Promise<number> {
+  trace("runtime:cli");
   const { values, tokens } = parseArgs({
     args: argv,
     options: {

@@ -6,6 +6,7 @@ import { openContainerCgroup } from "../../runtime/oci/cgroup-of";
 import { createContainer } from "../../runtime/oci/create";
 import { deleteContainer, startContainer } from "../../runtime/oci/lifecycle";
 import { checkId } from "../../runtime/oci/state-dir";
+import { trace } from "../../runtime/oci/trace";
 import { constants } from "node:os";
 import { createFlags, initCommand } from "./create";
 import type { RuntimeGlobals } from "./index";
@@ -13,6 +14,7 @@ import type { RuntimeGlobals } from "./index";
 const FORWARDED: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
 
 export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
+  trace("create:loaded");
   const { values, positionals } = parseArgs({ args: argv, options: { ...createFlags(), detach: { type: "boolean", short: "d" }, keep: { type: "boolean" } }, allowPositionals: true });
   if (positionals.length !== 1) throw new Error("usage: berth runtime run --bundle DIR ID");
   const id = checkId(positionals[0]);

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { openContainerCgroup } from "../../runtime/oci/cgroup-of";
 import { containerState, deleteContainer, killContainer, type LifecycleOptions, listContainerIds, parseSignal, startContainer } from "../../runtime/oci/lifecycle";
 import { NotFoundError } from "../../runtime/errors";
+import { trace } from "../../runtime/oci/trace";
 import type { RuntimeGlobals } from "./index";
 
 function lifecycle(g: RuntimeGlobals): LifecycleOptions {
@@ -16,8 +17,10 @@ function oneId(positionals: string[], usage: string): string {
 }
 
 export async function start(argv: string[], g: RuntimeGlobals): Promise<number> {
+  trace("start:loaded");
   const { positionals } = parseArgs({ args: argv, allowPositionals: true });
   await startContainer(lifecycle(g), oneId(positionals, "start ID"));
+  trace("start:done");
   return 0;
 }
 

@@ -19,6 +19,7 @@ import { loadSpec } from "./validate";
 import { O } from "../linux/syscalls";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { compileContainerSeccomp } from "./seccomp-of";
+import { trace } from "./trace";
 import { killStage, type StageCommand, startStage } from "./stage";
 
 export const NS_FLAGS: Record<NamespaceType, number> = {
@@ -65,6 +66,10 @@ function refuseUnsupported(spec: Spec, where: string): void {
   if (spec.process?.selinuxLabel && !existsSync("/sys/fs/selinux/enforce")) {
     throw new InvalidArgumentError(`${where}: process.selinuxLabel is set, but SELinux is not enabled on this host`);
   }
+  // runc's rule: with no UTS namespace listed (new or joined), these would be the host's.
+  const hasUts = spec.linux?.namespaces?.some((n) => n.type === "uts");
+  if (spec.hostname && !hasUts) throw new InvalidArgumentError(`${where}: hostname "${spec.hostname}" is set, but the container has no UTS namespace`);
+  if (spec.domainname && !hasUts) throw new InvalidArgumentError(`${where}: domainname "${spec.domainname}" is set, but the container has no UTS namespace`);
   const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => (list?.length ?? 0) > 0);
   if (hooks.length) throw new InvalidArgumentError(`${where}: OCI hooks (${hooks.map(([k]) => k).join(", ")}) are not supported by berth yet`);
   if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
@@ -119,11 +124,13 @@ function callerNofile(): number | undefined {
 export async function createContainer(sys: Syscalls, opts: CreateOptions): Promise<Created> {
   const bundle = resolve(opts.bundle);
   const spec = await loadSpec(bundle);
+  trace("create:validated");
   const where = join(bundle, "config.json");
   refuseUnsupported(spec, where);
   const rootfs = resolve(bundle, spec.root!.path);
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`${where}: root.path ${rootfs} is not a directory`);
   const seccomp = spec.linux?.seccomp ? compileContainerSeccomp(spec) : undefined;
+  trace("create:seccomp");
 
   const dir = claimContainerDir(opts.root, opts.id);
   let child: ChildProcess | undefined;
@@ -135,7 +142,9 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     // mknod applies the umask; the init may open it after switching to a non-root user.
     chmodSync(fifo, 0o622);
     fds.push(sys.open(fifo, O.PATH | O.CLOEXEC));
+    trace("create:state-dir");
     const cgroup = await prepareCgroup(spec, opts.id, opts.cgroupRoot ?? "");
+    trace("create:cgroup");
     cgroupCleanup = cgroup?.destroy;
     let consoleFd: number | undefined;
     if (spec.process?.terminal) {
@@ -165,6 +174,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     const cfgFile = join(dir, "init.json");
     writeFileAtomicSync(cfgFile, JSON.stringify(cfg), 0o600);
 
+    trace("create:config");
     enterNamespaces(sys, spec);
     child = await startStage(opts.initCommand, cfgFile, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`);
     const pid = child.pid!;
@@ -182,6 +192,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     };
     writeRecord(opts.root, record);
     if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(pid));
+    trace("create:done");
     return { record, child };
   } catch (err) {
     if (child) await killStage(child);

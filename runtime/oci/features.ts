@@ -1,5 +1,6 @@
 // `berth runtime features`: what this runtime supports, in the runtime-spec features format
 // (features-schema.json), so callers such as containerd can adapt without trial and error.
+import { OCI_VERSION } from "./default-spec";
 import { BERTH_RUNTIME_VERSION } from "./version";
 
 const CAPABILITIES = [
@@ -20,7 +21,7 @@ const MOUNT_OPTIONS = [
 export function runtimeFeatures(): Record<string, unknown> {
   return {
     ociVersionMin: "1.0.0",
-    ociVersionMax: "1.3.0",
+    ociVersionMax: OCI_VERSION,
     // OCI hooks are not run yet: say so rather than let a caller rely on them.
     hooks: [],
     mountOptions: MOUNT_OPTIONS,

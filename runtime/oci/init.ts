@@ -14,10 +14,12 @@ import { applyCapabilities, dropBoundingSet } from "../security/capabilities";
 import type { ExecConfig, InitConfig } from "./init-config";
 import { applyRootPropagation, createCwd, createDevices, maskPaths, mountAll, pivotRoot, readonlyPaths, remountReadonlyMounts, remountRootReadonly } from "./rootfs";
 import type { Process, Spec } from "./spec-types";
+import { trace } from "./trace";
 
 const PR_SET_KEEPCAPS = 8;
 const PR_SET_NO_NEW_PRIVS = 38;
 const SYNC_FD = 3;
+const PTMX = "/dev/ptmx";
 
 export const RLIMITS: Record<string, number> = {
   RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5, RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7,
@@ -76,7 +78,8 @@ function writeSysctls(sysctl: Record<string, string> | undefined): void {
 function setupTerminal(sys: Syscalls, consoleFd: number, size: Process["consoleSize"]): void {
   const { master, slavePath } = step("open the container's terminal", () => openPty());
   if (size) setWindowSize(master, size.height, size.width);
-  step("send the terminal to the console socket", () => sendFdOver(consoleFd, master, slavePath));
+  // The message names the fd it carries, the master, as runc's does ("/dev/ptmx").
+  step("send the terminal to the console socket", () => sendFdOver(consoleFd, master, PTMX));
   sys.close(master);
   sys.close(consoleFd);
   const slave = step(`open ${slavePath}`, () => sys.open(slavePath, O.RDWR));
@@ -91,6 +94,17 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
 
   // Node marks fds 0-2 close-on-exec at start; the user's program needs them.
   for (const fd of [0, 1, 2]) sys.clearCloexec(fd);
+  // Into the container's cgroup now, after Node has booted, so its start-up memory is not charged;
+  // and before any mount namespace change, since the cgroup.procs paths (and a namespace path to
+  // join) are the host's.
+  for (const procs of cfg.cgroupProcs) step(`join cgroup ${procs}`, () => writeFileSync(procs, String(process.pid)));
+  if (cfg.joinCgroupNs) {
+    const fd = step(`open cgroup namespace ${cfg.joinCgroupNs}`, () => sys.open(cfg.joinCgroupNs!, O.RDONLY | O.CLOEXEC));
+    step("join cgroup namespace", () => sys.setns(fd, CLONE.NEWCGROUP));
+    sys.close(fd);
+  } else if (cfg.newCgroupNs) {
+    step("unshare cgroup namespace", () => sys.unshare(CLONE.NEWCGROUP));
+  }
   // The mount namespace is ours alone (the launcher stays outside): Node is threaded, so it
   // applies to this, the main thread, which is the one that execs.
   if (cfg.mountNs === "new") step("unshare mount namespace", () => sys.unshare(CLONE.NEWNS));
@@ -100,19 +114,13 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
     step(`join mount namespace ${(cfg.mountNs as { path: string }).path}`, () => sys.setns(fd, CLONE.NEWNS));
     sys.close(fd);
   }
-  // Into the container's cgroup now, after Node has booted, so its start-up memory is not charged.
-  for (const procs of cfg.cgroupProcs) step(`join cgroup ${procs}`, () => writeFileSync(procs, String(process.pid)));
-  if (cfg.joinCgroupNs) {
-    const fd = step(`open cgroup namespace ${cfg.joinCgroupNs}`, () => sys.open(cfg.joinCgroupNs!, O.RDONLY | O.CLOEXEC));
-    step("join cgroup namespace", () => sys.setns(fd, CLONE.NEWCGROUP));
-    sys.close(fd);
-  } else if (cfg.newCgroupNs) {
-    step("unshare cgroup namespace", () => sys.unshare(CLONE.NEWCGROUP));
-  }
+  trace("init:cgroup");
   // A new session: the container's init leads it, and a terminal can become its controlling one.
   step("setsid", () => sys.setsid());
 
-  const hasMountNs = cfg.mountNs === "new";
+  // A joined mount namespace gets the rootfs set up in it too, as runc does: the spec's root and
+  // mounts say what the container sees, whoever made the namespace.
+  const hasMountNs = cfg.mountNs !== "host";
   const rootfsOpts = { rootfs: cfg.rootfs, bundle: cfg.bundle, ...cfg.cgroupMounts };
   // runc's order: mounts, devices, pivot_root, propagation, cwd; then what needs the new root
   // (terminal, sysctls, hostname); then read-only and masked paths, read-only mounts, read-only root.
@@ -125,11 +133,8 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
   }
   if (proc.terminal && cfg.consoleFd !== undefined) setupTerminal(sys, cfg.consoleFd, proc.consoleSize);
   writeSysctls(spec.linux?.sysctl);
-  const newUts = spec.linux?.namespaces?.some((n) => n.type === "uts" && !n.path);
-  if (spec.hostname !== undefined && spec.hostname !== "") {
-    if (!newUts) throw new InitError("hostname is set but the container has no UTS namespace of its own");
-    step("sethostname", () => sys.sethostname(spec.hostname!));
-  }
+  // In the container's UTS namespace, new or joined (create refuses these without one).
+  if (spec.hostname) step("sethostname", () => sys.sethostname(spec.hostname!));
   if (spec.domainname) step("setdomainname", () => sys.setdomainname(spec.domainname!));
   if (hasMountNs) {
     step("read-only paths", () => readonlyPaths(sys, spec.linux?.readonlyPaths ?? []));
@@ -137,6 +142,7 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
     step("read-only mounts", () => remountReadonlyMounts(sys, spec, { bundle: cfg.bundle }));
     if (spec.root?.readonly) step("read-only root", () => remountRootReadonly(sys));
   }
+  trace("init:rootfs");
 
   execProcess(sys, proc, { seccomp: cfg.seccomp, preserveFds: cfg.preserveFds, nofile: cfg.nofile, waitForStart: () => waitOnFifo(sys, cfg.fifoFd) });
 }
@@ -190,13 +196,16 @@ function execProcess(sys: Syscalls, proc: Process, opts: ExecStep): never {
   if (proc.noNewPrivileges) step("no_new_privs", () => sys.prctl(PR_SET_NO_NEW_PRIVS, 1));
   const program = lookPath(args[0]!, env);
 
+  trace("init:ready");
   report(oomWarning ? { ready: true, warning: oomWarning } : { ready: true });
   opts.waitForStart?.();
+  trace("init:started");
 
   for (let i = 0; i < opts.preserveFds; i++) sys.dup2(6 + i, 3 + i);
   sys.cloexecFrom(3 + opts.preserveFds);
   sys.resetSignals();
   try {
+    trace("init:execve");
     if (opts.seccomp) sys.seccomp(Buffer.from(opts.seccomp.program, "base64"), opts.seccomp.flags);
     return sys.execve(program, args, env);
   } catch (err) {
@@ -225,6 +234,7 @@ export function runExec(sys: Syscalls, cfg: ExecConfig): never {
 export function initMain(sys: Syscalls, configFile: string): never {
   try {
     const cfg = JSON.parse(readFileSync(configFile, "utf8")) as InitConfig | ExecConfig;
+    trace("init:config");
     if (existsSync(configFile)) rmSync(configFile, { force: true });
     return "mountNsFd" in cfg ? runExec(sys, cfg) : runInit(sys, cfg);
   } catch (err) {

@@ -4,6 +4,7 @@ import { open } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import type { CgroupManager } from "../cgroups/types";
+import { OCI_VERSION } from "./default-spec";
 import type { State } from "./spec-types";
 import { type ContainerRecord, fifoPath, processStartTime, readRecord, removeContainerDir } from "./state-dir";
 import { existsSync } from "node:fs";
@@ -32,7 +33,8 @@ export async function containerState(opts: LifecycleOptions, id: string): Promis
   const rec = readRecord(opts.root, id);
   const status = await containerStatus(opts, rec);
   const state: State = {
-    ociVersion: rec.spec.ociVersion,
+    // The runtime-spec version this state complies with: berth's own, whatever the config says (runc's rule).
+    ociVersion: OCI_VERSION,
     id: rec.id,
     pid: status === "stopped" ? 0 : rec.pid,
     status,

@@ -4,6 +4,7 @@
 // namespace (exec), 5 the console socket, 6.. the fds passed through with --preserve-fds.
 import { type ChildProcess, spawn } from "node:child_process";
 import { FailedPreconditionError, InternalError } from "../errors";
+import { trace, traceEnv } from "./trace";
 
 export interface StageCommand {
   execPath: string;
@@ -22,10 +23,12 @@ export interface StageFds {
 export async function startStage(cmd: StageCommand, cfgFile: string, fds: StageFds, what: string): Promise<ChildProcess> {
   const stdio: Array<"inherit" | "pipe" | "ignore" | number> = ["inherit", "inherit", "inherit", "pipe", fds.handle, fds.console ?? "ignore"];
   for (let i = 0; i < fds.preserve; i++) stdio[6 + i] = 3 + i;
-  const child = spawn(cmd.execPath, [...cmd.args, cfgFile], { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" } });
+  trace("stage:spawn");
+  const child = spawn(cmd.execPath, [...cmd.args, cfgFile], { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...traceEnv() } });
   try {
     if (child.pid === undefined) throw new InternalError(`${what}: ${cmd.execPath} did not start`);
     await waitReady(child, what);
+    trace("stage:ready");
     return child;
   } catch (err) {
     await killStage(child);

@@ -4,57 +4,25 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ErrorObject } from "ajv";
 import { InvalidArgumentError } from "../errors";
+import { CAPABILITY_NAMES } from "../security/capabilities";
 import type { Spec } from "./spec-types";
-
-import configSchema from "../../schemas/oci/runtime-spec-v1.3.0/config-schema.json";
-import configLinux from "../../schemas/oci/runtime-spec-v1.3.0/config-linux.json";
-import configSolaris from "../../schemas/oci/runtime-spec-v1.3.0/config-solaris.json";
-import configWindows from "../../schemas/oci/runtime-spec-v1.3.0/config-windows.json";
-import configVm from "../../schemas/oci/runtime-spec-v1.3.0/config-vm.json";
-import configZos from "../../schemas/oci/runtime-spec-v1.3.0/config-zos.json";
-import configFreebsd from "../../schemas/oci/runtime-spec-v1.3.0/config-freebsd.json";
-import defs from "../../schemas/oci/runtime-spec-v1.3.0/defs.json";
-import defsLinux from "../../schemas/oci/runtime-spec-v1.3.0/defs-linux.json";
-import defsWindows from "../../schemas/oci/runtime-spec-v1.3.0/defs-windows.json";
-import defsVm from "../../schemas/oci/runtime-spec-v1.3.0/defs-vm.json";
-import defsZos from "../../schemas/oci/runtime-spec-v1.3.0/defs-zos.json";
-import defsFreebsd from "../../schemas/oci/runtime-spec-v1.3.0/defs-freebsd.json";
 
 type Validator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 let validator: Validator | undefined;
 
+/**
+ * The bundle carries the validator precompiled (bin/build.mjs generates "berth:oci-config-validator"
+ * with ajv's standalone code); without a build (tsx) there is no such module and ajv compiles the
+ * same schemas here.
+ */
 async function compile(): Promise<Validator> {
   if (validator) return validator;
-  const { default: Ajv } = await import("ajv-draft-04");
-  const ajv = new Ajv({ allErrors: false, strict: false, validateFormats: false });
-  const files: Record<string, object> = {
-    "defs.json": defs,
-    "defs-linux.json": defsLinux,
-    "defs-windows.json": defsWindows,
-    "defs-vm.json": defsVm,
-    "defs-zos.json": defsZos,
-    "defs-freebsd.json": defsFreebsd,
-    "config-linux.json": configLinux,
-    "config-solaris.json": configSolaris,
-    "config-windows.json": configWindows,
-    "config-vm.json": configVm,
-    "config-zos.json": configZos,
-    "config-freebsd.json": configFreebsd,
-  };
-  for (const [name, schema] of Object.entries(files)) ajv.addSchema(fixRefs(schema), name);
-  validator = ajv.compile(fixRefs(configSchema)) as Validator;
-  return validator;
-}
-
-/** The spec's schemas write some pointers as "#definitions/x"; JSON Pointer wants "#/definitions/x". */
-function fixRefs<T>(node: T): T {
-  if (Array.isArray(node)) return node.map(fixRefs) as T;
-  if (!node || typeof node !== "object") return node;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node)) {
-    out[k] = k === "$ref" && typeof v === "string" ? v.replace(/#(?!\/)/, "#/") : fixRefs(v);
+  try {
+    validator = (await import("berth:oci-config-validator")).default as Validator;
+  } catch {
+    validator = (await import("./validate-compile")).compileConfigValidator() as Validator;
   }
-  return out as T;
+  return validator;
 }
 
 function describe(err: ErrorObject): string {
@@ -74,6 +42,14 @@ export async function validateSpec(spec: unknown, where: string): Promise<Spec> 
   if (!s.process.cwd.startsWith("/")) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: /process/cwd "${s.process.cwd}" must be absolute`);
   for (const [i, m] of (s.mounts ?? []).entries()) {
     if (!m.destination.startsWith("/")) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: /mounts/${i}/destination "${m.destination}" must be absolute`);
+  }
+  // Checked here, before anything is made, rather than half-way through the init. runc 1.1 warns
+  // and drops a name it does not know; berth refuses it, since a typo would silently cost a capability.
+  const known = new Set<string>(CAPABILITY_NAMES);
+  for (const [set, names] of Object.entries(s.process.capabilities ?? {})) {
+    for (const [i, name] of (names as string[]).entries()) {
+      if (!known.has(name)) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: /process/capabilities/${set}/${i} "${name}" is not a known capability`);
+    }
   }
   const seen = new Set<string>();
   for (const ns of s.linux?.namespaces ?? []) {

@@ -57,14 +57,30 @@ export function runtimeArgv(runtime: Runtime, root: string, args: string[]): [st
   return runtime === "berth" ? [process.execPath, [BERTH_JS, "runtime", "--root", root, ...args]] : ["runc", ["--root", root, ...args]];
 }
 
-export function runRuntime(runtime: Runtime, root: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+/** The command line of a runtime run through `prefix` (e.g. nsenter into a mount namespace). */
+export function prefixedRuntimeArgv(prefix: string[] | undefined, runtime: Runtime, root: string, args: string[]): [string, string[]] {
   const [cmd, argv] = runtimeArgv(runtime, root, args);
+  return prefix?.length ? [prefix[0]!, [...prefix.slice(1), cmd, ...argv]] : [cmd, argv];
+}
+
+export interface RunOptions {
+  cwd?: string;
+  timeoutMs?: number;
+  /** Become the runtime's fds 3, 4... (for --preserve-fds). */
+  extraFds?: number[];
+  /** A command the runtime runs under, e.g. ["nsenter", "-t", PID, "-m", "--"]. */
+  prefix?: string[];
+}
+
+/** Runs a runtime command to its end. */
+export function runRuntime(runtime: Runtime, root: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const [cmd, argv] = prefixedRuntimeArgv(opts.prefix, runtime, root, args);
   return new Promise((resolve) => {
-    const p = spawn(cmd, argv, { cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(cmd, argv, { cwd: opts.cwd, stdio: ["ignore", "pipe", "pipe", ...(opts.extraFds ?? [])] });
     let stdout = "";
     let stderr = "";
-    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    p.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     const t = setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs ?? 30_000);
     p.on("close", (code, signal) => {
       clearTimeout(t);

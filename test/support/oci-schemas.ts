@@ -90,3 +90,32 @@ export function validateConfig(json: unknown): void {
 export function validateLayout(json: unknown): void {
   check("layout", json);
 }
+
+export const RUNTIME_SPEC_SCHEMA_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "schemas", "oci", "runtime-spec-v1.3.0");
+
+/** The runtime-spec files write one pointer as "#definitions/x"; JSON Pointer wants "#/definitions/x". */
+function fixRefs(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(fixRefs);
+  if (!node || typeof node !== "object") return node;
+  return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === "$ref" && typeof v === "string" ? v.replace(/#(?!\/)/, "#/") : fixRefs(v)]));
+}
+
+let runtimeAjv: Ajv | undefined;
+
+/**
+ * Checks a runtime-spec document (`state-schema.json`, `features-schema.json`, `config-schema.json`)
+ * and throws an Error listing every failing instance path.
+ */
+export function validateRuntimeSpecDoc(schemaFile: "state-schema.json" | "features-schema.json" | "config-schema.json", json: unknown): void {
+  if (!runtimeAjv) {
+    runtimeAjv = new Ajv({ allErrors: true, strict: false });
+    for (const file of readdirSync(RUNTIME_SPEC_SCHEMA_DIR).filter((f) => f.endsWith(".json"))) {
+      runtimeAjv.addSchema(fixRefs(JSON.parse(readFileSync(join(RUNTIME_SPEC_SCHEMA_DIR, file), "utf8"))) as AnySchemaObject, file);
+    }
+  }
+  const validate = runtimeAjv.getSchema(schemaFile);
+  if (!validate) throw new Error(`${schemaFile} is missing from ${RUNTIME_SPEC_SCHEMA_DIR}`);
+  if (validate(json)) return;
+  const problems = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? e.keyword} ${JSON.stringify(e.params)}`);
+  throw new Error(`not a valid OCI runtime ${schemaFile.replace("-schema.json", "")}: ${problems.join("; ")}`);
+}
