@@ -55,6 +55,21 @@ await build({
   plugins: [generatedModules],
   logLevel: "warning",
 });
+// The init stage that create and exec start for every container (cli/runtime/init-stage.ts): one
+// CommonJS file, which Node 20 loads without its ES module loader, holding only what the stage needs.
+await build({
+  absWorkingDir: root,
+  entryPoints: { "berth-init": "cli/runtime/init-stage.ts" },
+  outdir: out,
+  outExtension: { ".js": ".cjs" },
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  sourcemap: "linked",
+  external: ["koffi"],
+  logLevel: "warning",
+});
 // Data files read at run time.
 cpSync(join(root, "cri/proto"), join(out, "proto"), { recursive: true });
 cpSync(join(root, "schemas"), join(out, "schemas"), { recursive: true });

@@ -1,4 +1,6 @@
 // `berth runtime create --bundle DIR [--pid-file F] [--console-socket S] [--preserve-fds N] ID`
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { linuxSyscalls } from "../../runtime/linux/syscalls";
 import { createContainer } from "../../runtime/oci/create";
@@ -17,9 +19,15 @@ export function createFlags() {
   } as const;
 }
 
-/** The init stage is this same program: `berth runtime init CONFIG`, with the same Node flags. */
+/**
+ * The init stage, with the same Node flags: the build's berth-init.cjs beside the running bundle
+ * (cli/runtime/init-stage.ts), or else this same program as `berth runtime init CONFIG`.
+ */
 export function initCommand(): { execPath: string; args: string[] } {
-  return { execPath: process.execPath, args: [...process.execArgv, "--no-warnings", process.argv[1]!, "runtime", "init"] };
+  const main = process.argv[1]!;
+  const stage = join(dirname(main), "berth-init.cjs");
+  const entry = existsSync(stage) ? [stage] : [main, "runtime", "init"];
+  return { execPath: process.execPath, args: [...process.execArgv, "--no-warnings", ...entry] };
 }
 
 export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {

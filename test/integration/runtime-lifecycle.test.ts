@@ -199,8 +199,7 @@ describe("berth runtime lifecycle matches runc", () => {
       const id = newId("kill-term");
       await create(rt, b, id);
       await start(rt, id);
-      // The trap is set once sh reads its script; the gate tells when: it is never opened here, so
-      // look for the sleep instead.
+      // sh has set its trap once it has started the sleep.
       const pid = (await state(rt, roots[rt], id)).pid as number;
       await waitUntil(() => childrenOf(pid).length > 0, `${rt}: sh to start its sleep`);
       assert.equal((await runRuntime(rt, roots[rt], ["kill", id, "TERM"])).code, 0);
