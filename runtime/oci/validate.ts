@@ -31,10 +31,21 @@ function describe(err: ErrorObject): string {
   return `${where} ${err.message ?? "is invalid"}${extra}`;
 }
 
+/**
+ * What the schema sees: containerd's CRI writes rootfsPropagation as "rslave" and runc accepts the
+ * recursive names, which the 1.3 schema's enum does not list; they are checked as their base name.
+ */
+function schemaView(spec: unknown): unknown {
+  const linux = (spec as { linux?: { rootfsPropagation?: unknown } } | null)?.linux;
+  const p = linux?.rootfsPropagation;
+  if (typeof p !== "string" || !/^r(private|shared|slave|unbindable)$/.test(p)) return spec;
+  return { ...(spec as object), linux: { ...linux, rootfsPropagation: p.slice(1) } };
+}
+
 /** Checks a parsed config against the schema and the rules the schema cannot say. */
 export async function validateSpec(spec: unknown, where: string): Promise<Spec> {
   const validate = await compile();
-  if (!validate(spec)) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: ${describe(validate.errors![0]!)}`);
+  if (!validate(schemaView(spec))) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: ${describe(validate.errors![0]!)}`);
   const s = spec as Spec;
   if (!s.root?.path) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: /root/path is required on Linux`);
   if (!s.process) throw new InvalidArgumentError(`${where}: invalid OCI runtime config: /process is required to create a container`);

@@ -578,3 +578,13 @@ describe("mountFlagsFromMountinfo", () => {
     assert.equal(mountFlagsFromMountinfo("/usr", info), MS.RELATIME);
   });
 });
+
+test("config validation accepts the recursive rootfsPropagation names containerd's CRI writes", async () => {
+  const { validateSpec } = await import("../../runtime/oci/validate");
+  const { defaultSpec } = await import("../../runtime/oci/default-spec");
+  const s = defaultSpec();
+  s.linux!.rootfsPropagation = "rslave" as never;
+  assert.equal((await validateSpec(s, "config.json")).linux?.rootfsPropagation, "rslave");
+  s.linux!.rootfsPropagation = "rbogus" as never;
+  await assert.rejects(validateSpec(s, "config.json"), /\/linux\/rootfsPropagation/);
+});
