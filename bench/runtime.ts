@@ -1,6 +1,6 @@
 // Low-level runtime benchmark: `berth runtime` against runc and crun on one /bin/true bundle. Not
 // part of the suite. Run as root from the repository, after `node bin/build.mjs` (it times dist/):
-//   node --import tsx bench/runtime.ts [--runs N] [--baseline path/to/dist/berth.js] [--inherit-env]
+//   node --import tsx bench/runtime.ts [--runs N] [--baseline path/to/dist/berth.js] [--inherit-env] [--seccomp]
 //
 // What it measures, each with a fresh container id and each runtime with its own --root:
 //   1. `run` (create + start + wait + delete), berth, runc and crun taking turns, medians and p90.
@@ -10,6 +10,8 @@
 //   3. Where berth's create goes: whole-process figures for `node -e 0`, berth's entry and koffi,
 //      then the steps of create, of the init stage and of start from BERTH_TRACE timestamps
 //      (runtime/oci/trace.ts; nothing is written when the variable is unset).
+// --seccomp gives the bundle the RuntimeDefault (Docker's) seccomp profile, as the CRI gives
+// every container, so every runtime compiles and loads a filter.
 // --baseline adds another build of berth (a copy of an older dist/, with node_modules beside it)
 // to every table, taking turns with the current one: before/after figures from one run.
 //
@@ -32,10 +34,12 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } fr
 import { mkdir, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { detectCgroupLayout, locateCgroup } from "../runtime/cgroups/detect";
 import { startContainer } from "../runtime/oci/lifecycle";
+import { runtimeDefaultProfile } from "../runtime/security/seccomp/default-profile";
 import { type Bundle, makeBundle, removeBundle } from "../test/support/bundle";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -50,10 +54,11 @@ interface Options {
   runs: number;
   baseline?: string;
   inheritEnv: boolean;
+  seccomp: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { runs: 25, inheritEnv: false };
+  const o: Options = { runs: 25, inheritEnv: false, seccomp: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--runs") {
@@ -64,8 +69,10 @@ function parseOptions(argv: string[]): Options {
       if (!existsSync(o.baseline)) throw new Error(`--baseline ${o.baseline}: no such file (give a dist/berth.js)`);
     } else if (a === "--inherit-env") {
       o.inheritEnv = true;
+    } else if (a === "--seccomp") {
+      o.seccomp = true;
     } else {
-      throw new Error(`unknown argument ${a}; usage: bench/runtime.ts [--runs N] [--baseline path/to/dist/berth.js] [--inherit-env]`);
+      throw new Error(`unknown argument ${a}; usage: bench/runtime.ts [--runs N] [--baseline path/to/dist/berth.js] [--inherit-env] [--seccomp]`);
     }
   }
   return o;
@@ -390,56 +397,72 @@ async function traceOnce(rt: Runtime): Promise<Trace> {
   return { launcher: created.get(create.pid) ?? new Map(), init: created.get(1) ?? new Map(), start: started.get(startT.pid) ?? new Map(), create, startT };
 }
 
-/** One row of the breakdown: the time from mark `a` to mark `b` (in the named processes). */
+/**
+ * One row of the breakdown: the time from mark `from` to mark `to`. Builds differ in which marks
+ * they have and in their order (the current one spawns the init before it makes the cgroup), so
+ * most rows are "since the previous mark of the same process": they add up per build, and a
+ * build without the mark shows "–".
+ */
 interface Segment {
   what: string;
   from: (t: Trace) => bigint | undefined;
   to: (t: Trace) => bigint | undefined;
 }
 
-const L = (label: string) => (t: Trace) => t.launcher.get(label);
-const I = (label: string) => (t: Trace) => t.init.get(label);
-const S = (label: string) => (t: Trace) => t.start.get(label);
-/** The first of several labels (names differ between builds: the init's entry changed). */
-const first =
-  (...fs: Array<(t: Trace) => bigint | undefined>) =>
-  (t: Trace) => {
-    for (const f of fs) {
-      const v = f(t);
-      if (v !== undefined) return v;
-    }
-    return undefined;
-  };
+type Proc = "launcher" | "init" | "start";
+/** The marks that delimit rows (Node's v8/environment milestones are left inside "Node boot"). */
+const BOUNDARIES = new Set([
+  "node:start", "node:bootstrapped", "runtime:cli", "create:loaded", "create:validated", "create:seccomp", "create:state-dir", "create:cgroup", "create:joined",
+  "create:config", "stage:spawn", "stage:config", "stage:ready", "create:done", "init:loaded", "init:config", "init:cgroup", "init:rootfs", "init:ready",
+  "start:loaded", "start:done",
+]);
+
+const mark = (p: Proc, label: string) => (t: Trace) => t[p].get(label);
+/** The latest boundary mark of process `p` before its mark `label`. */
+const previous = (p: Proc, label: string) => (t: Trace) => {
+  const at = t[p].get(label);
+  if (at === undefined) return undefined;
+  let best: bigint | undefined;
+  for (const [l, v] of t[p]) if (BOUNDARIES.has(l) && v < at && (best === undefined || v > best)) best = v;
+  return best;
+};
+const step = (p: Proc, label: string, what: string): Segment => ({ what, from: previous(p, label), to: mark(p, label) });
+const L = (label: string) => mark("launcher", label);
+const I = (label: string) => mark("init", label);
+const S = (label: string) => mark("start", label);
 
 const SEGMENTS: Array<Segment | string> = [
-  "launcher (`berth runtime create`)",
+  "launcher (`berth runtime create`), each step since the launcher's previous mark",
   { what: "  spawn → Node's main()", from: (t) => t.create.t0, to: L("node:start") },
   { what: "  Node boot (main() → bootstrap complete)", from: L("node:start"), to: L("node:bootstrapped") },
-  { what: "  (b) berth.js + cli/main + runtime/index load", from: L("node:bootstrapped"), to: L("runtime:cli") },
-  { what: "  (c) create's modules + koffi load", from: L("runtime:cli"), to: L("create:loaded") },
-  { what: "  (d) config.json read + schema validation", from: L("create:loaded"), to: L("create:validated") },
-  { what: "  (d) seccomp compile (none in this bundle)", from: L("create:validated"), to: L("create:seccomp") },
-  { what: "  (d) state dir + exec FIFO", from: L("create:seccomp"), to: L("create:state-dir") },
-  { what: "  (d) cgroup (create + limits)", from: L("create:state-dir"), to: L("create:cgroup") },
-  { what: "  (d) init.json", from: L("create:cgroup"), to: L("create:config") },
-  { what: "  (d) namespaces, until spawn", from: L("create:config"), to: L("stage:spawn") },
-  "init stage (`berth runtime init`)",
-  { what: "  (e) spawn → Node's main() (fork, exec)", from: L("stage:spawn"), to: I("node:start") },
-  { what: "  (e) Node boot (main() → bootstrap complete)", from: I("node:start"), to: I("node:bootstrapped") },
-  { what: "  (e) module load (entry, init, koffi)", from: I("node:bootstrapped"), to: I("init:loaded") },
-  { what: "  (f) read init.json", from: I("init:loaded"), to: I("init:config") },
-  { what: "  (f) mount ns, join cgroup, cgroup ns", from: I("init:config"), to: I("init:cgroup") },
-  { what: "  (f) rootfs, pivot_root, paths", from: I("init:cgroup"), to: I("init:rootfs") },
-  { what: "  (f) rlimits, caps, user, cwd", from: I("init:rootfs"), to: I("init:ready") },
-  "back in the launcher",
-  { what: "  ready → launcher has it", from: I("init:ready"), to: L("stage:ready") },
-  { what: "  state.json, pid file", from: L("stage:ready"), to: L("create:done") },
+  step("launcher", "runtime:cli", "  (b) load berth.js up to the runtime CLI"),
+  step("launcher", "create:loaded", "  (c) load create's code + koffi"),
+  step("launcher", "create:validated", "  (d) read config.json + schema validation"),
+  step("launcher", "create:state-dir", "  (d) state dir + exec FIFO"),
+  step("launcher", "create:config", "  (d) init.json (baseline; now sent on fd 3)"),
+  step("launcher", "stage:spawn", "  (d) namespaces, then spawn the init"),
+  step("launcher", "create:cgroup", "  (d) cgroup: create + limits"),
+  step("launcher", "create:seccomp", "  (d) seccomp compile (none in this bundle unless --seccomp)"),
+  step("launcher", "create:joined", "  (d) move the init into the v2 cgroup (hybrid host)"),
+  step("launcher", "stage:config", "  (d) configuration sent to the init"),
+  step("launcher", "stage:ready", "  waits for the init's ready"),
+  step("launcher", "create:done", "  state.json, pid file"),
   { what: "  return → process exit", from: L("create:done"), to: (t) => t.create.t1 },
   { what: "create, whole (spawn → exit)", from: (t) => t.create.t0, to: (t) => t.create.t1 },
+  "init stage",
+  { what: "  (e) spawn → Node's main() (fork, exec)", from: L("stage:spawn"), to: I("node:start") },
+  { what: "  (e) Node boot (main() → bootstrap complete)", from: I("node:start"), to: I("node:bootstrapped") },
+  { what: "  (e) module load (entry, init code, koffi)", from: I("node:bootstrapped"), to: I("init:loaded") },
+  { what: "  (f) wait for + read the configuration", from: I("init:loaded"), to: I("init:config") },
+  { what: "  (f) join cgroup, cgroup ns (+ mount ns)", from: I("init:config"), to: I("init:cgroup") },
+  { what: "  (f) rootfs, pivot_root, paths", from: I("init:cgroup"), to: I("init:rootfs") },
+  { what: "  (f) rlimits, caps, user, cwd", from: I("init:rootfs"), to: I("init:ready") },
+  { what: "  ready → the launcher has it", from: I("init:ready"), to: L("stage:ready") },
+  { what: "  launcher's spawn → init ready", from: L("stage:spawn"), to: I("init:ready") },
   "start (`berth runtime start`)",
   { what: "  spawn → Node's main()", from: (t) => t.startT.t0, to: S("node:start") },
   { what: "  Node boot", from: S("node:start"), to: S("node:bootstrapped") },
-  { what: "  module load (berth.js … start)", from: S("node:bootstrapped"), to: first(S("start:loaded")) },
+  { what: "  module load (berth.js … start)", from: S("node:bootstrapped"), to: S("start:loaded") },
   { what: "  (g) start's work → init released", from: S("start:loaded"), to: I("init:started") },
   { what: "  (g) init released → execve", from: I("init:started"), to: I("init:execve") },
   { what: "  start's return → process exit", from: S("start:done"), to: (t) => t.startT.t1 },
@@ -470,7 +493,7 @@ async function bootFigures(spawner: Spawner, runs: number, berthJss: Array<[stri
   for (const [name, js] of berthJss) {
     cases.push({ what: `(b) ${name}: node dist/berth.js runtime --help`, cmd: process.execPath, args: [js, "runtime", "--help"], env: runtimeEnv });
   }
-  cases.push({ what: "(b) bin/berth runtime --help (sh, --enable-source-maps)", cmd: join(REPO, "bin", "berth"), args: ["runtime", "--help"], env: runtimeEnv });
+  cases.push({ what: "(b) bin/berth runtime --help (through sh, with this shell's environment)", cmd: join(REPO, "bin", "berth"), args: ["runtime", "--help"], env: process.env });
   cases.push({ what: "(c) node: import koffi + load libc (whole process)", cmd: process.execPath, args: ["--input-type=module", "-e", koffiScript], env: runtimeEnv });
   const times = cases.map(() => [] as number[]);
   for (let i = 0; i < runs; i++) {
@@ -491,8 +514,22 @@ async function bootFigures(spawner: Spawner, runs: number, berthJss: Array<[stri
     inproc[0]!.push(imp);
     inproc[1]!.push(load);
   }
-  rows.push(["(c) in-process: import(\"koffi\")", ms(median(inproc[0]!)), ms(quantile(inproc[0]!, 0.9))]);
+  rows.push(["(c) in-process: import(\"koffi\") (the package)", ms(median(inproc[0]!)), ms(quantile(inproc[0]!, 0.9))]);
   rows.push(["(c) in-process: koffi.load(libc) + first call", ms(median(inproc[1]!)), ms(quantile(inproc[1]!, 0.9))]);
+  // What the build's bundles load instead of the package (bin/build.mjs, koffiDirect).
+  const req = createRequire(join(REPO, "package.json"));
+  req("koffi");
+  const native = Object.keys(req.cache).find((f) => f.endsWith(".node") && f.includes("koffi"));
+  if (native) {
+    const direct: number[] = [];
+    const script = `const t = performance.now(); require(${JSON.stringify(native)}); process.stdout.write(String(performance.now() - t));`;
+    for (let i = 0; i < runs; i++) {
+      rmSync(out, { force: true });
+      await spawner.run("sh", ["-c", `'${process.execPath}' -e '${script}' > '${out}'`], { cwd: REPO, env: runtimeEnv, log: "/dev/null" });
+      direct.push(Number(readFileSync(out, "utf8")));
+    }
+    rows.push(["(c) in-process: require of koffi's native module alone (what dist/ loads)", ms(median(direct)), ms(quantile(direct, 0.9))]);
+  }
   return rows;
 }
 
@@ -516,6 +553,7 @@ async function main(): Promise<void> {
     spec.linux!.cgroupsPath = cgroupsPath;
     // crun 1.8 refuses "1.3.0" ("unknown version specified"); nothing here needs more than 1.0.
     spec.ociVersion = "1.0.2";
+    if (opts.seccomp) spec.linux!.seccomp = runtimeDefaultProfile({ capabilities: spec.process!.capabilities?.bounding ?? [], arch: "x86_64" }) as never;
   });
 
   const host = new Spawner("host", process.execPath, ["-e", HELPER]);
@@ -542,7 +580,7 @@ async function main(): Promise<void> {
   }
   for (const rt of runtimes) await mkdir(rt.root, { recursive: true });
   const ver = (cmd: string) => spawnSync(cmd, ["--version"], { encoding: "utf8" }).stdout?.split("\n")[0] ?? "?";
-  console.log(`bundle: ${bundle.dir} (busybox-static rootfs, /bin/true, terminal false, ociVersion 1.0.2, cgroupsPath ${cgroupsPath})`);
+  console.log(`bundle: ${bundle.dir} (busybox-static rootfs, /bin/true, terminal false, ociVersion 1.0.2, cgroupsPath ${cgroupsPath}${opts.seccomp ? ", RuntimeDefault seccomp profile" : ", no seccomp"})`);
   console.log(`node ${process.version}; ${ver("runc")}; ${crunBin ? ver(crunBin) : "crun: not installed"}`);
   console.log(`environment of the runtimes: ${opts.inheritEnv ? "inherited" : "inherited minus NODE_EXTRA_CA_CERTS and NODE_OPTIONS (--inherit-env keeps them)"}`);
   console.log(`${opts.runs} rounds per table, the runtimes taking turns within each round; times are spawn → exit of the command\n`);

@@ -1,8 +1,11 @@
-// Bundles berth into dist/ with esbuild. Entry points stay small and load the rest lazily
-// (dynamic import → split chunks), so `berth runtime` never pays for the daemon's modules.
+// Bundles berth into dist/ with esbuild. dist/berth.js is a small CommonJS dispatcher: `berth
+// runtime`, whose Node boot is on the path of every container start, loads one CommonJS bundle
+// with a V8 code cache (berth-runtime.cjs, or berth-init.cjs for the init stage), and no daemon
+// code; every other command loads the ES module build, whose chunks load lazily (dynamic import).
 import { build } from "esbuild";
-import { cpSync, mkdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -36,38 +39,90 @@ const generatedModules = {
   },
 };
 
+// koffi's package entry finds the platform's prebuilt package, reads node's ELF header for the
+// libc, checks versions and wraps deprecated calls before it loads the native module: 9 ms per
+// process as CommonJS, 13 ms as an ES module, against 1.5 ms for loading that native module
+// alone — and `berth runtime create` pays it twice (launcher and init stage). So the build does
+// the detection once, by loading koffi here, and the bundles require the native module it chose,
+// by its path relative to dist/ (falling back to the package where that path is missing).
+const koffiNative = (() => {
+  const req = createRequire(join(root, "package.json"));
+  req("koffi");
+  const file = Object.keys(req.cache).find((f) => f.endsWith(".node") && f.includes("koffi"));
+  if (!file) throw new Error("build: cannot tell which native module koffi loads");
+  return `./${relative(out, file)}`;
+})();
+
+const koffiDirect = {
+  name: "berth-koffi",
+  setup(b) {
+    b.onResolve({ filter: /^koffi$/ }, (args) => (args.namespace === "berth-koffi" ? { path: "koffi", external: true } : { path: "koffi", namespace: "berth-koffi" }));
+    b.onResolve({ filter: /\.node$/, namespace: "berth-koffi" }, (args) => ({ path: args.path, external: true }));
+    b.onLoad({ filter: /.*/, namespace: "berth-koffi" }, () => ({
+      contents: `try { module.exports = require(${JSON.stringify(koffiNative)}); } catch (err) { if (err.code !== "MODULE_NOT_FOUND") throw err; module.exports = require("koffi"); }`,
+      loader: "js",
+    }));
+  },
+};
+
+// The bundles carry the validator precompiled: validate-compile.ts (ajv and the schemas, which
+// validate.ts falls back to without a build) would only be bytes to parse in the CommonJS bundle.
+const noRuntimeCompile = {
+  name: "berth-no-runtime-compile",
+  setup(b) {
+    b.onResolve({ filter: /\/validate-compile$/ }, () => ({ path: "validate-compile", namespace: "berth-stub" }));
+    b.onLoad({ filter: /.*/, namespace: "berth-stub" }, () => ({
+      contents: `export function compileConfigValidator() { throw new Error("this build has no precompiled config validator"); }`,
+      loader: "js",
+    }));
+  },
+};
+
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
+// dist/berth.js (cli/entry.ts) is a small CommonJS dispatcher. `berth runtime` is one CommonJS
+// bundle, berth-runtime.cjs (cli/runtime/index.ts), loaded with a V8 code cache (cli/load-bundle.ts),
+// so that conmon's calls neither start Node's ES module loader nor load chunk after chunk; every
+// other command imports berth-main.mjs (cli/main.ts), the ES module build split into lazily loaded
+// chunks. dist/package.json makes the .js files CommonJS; the ES modules are .mjs.
+writeFileSync(join(out, "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`);
+const cjs = { absWorkingDir: root, outdir: out, bundle: true, format: "cjs", platform: "node", target: "node20", sourcemap: "linked", logLevel: "warning" };
+await build({ ...cjs, entryPoints: { berth: "cli/entry.ts" } });
+/** A bundle that load-bundle.ts runs: no dynamic import callback there, so an import() left in it would throw. */
+async function cjsBundle(name, entry, plugins) {
+  const { metafile } = await build({ ...cjs, entryPoints: { [name]: entry }, outExtension: { ".js": ".cjs" }, plugins, metafile: true });
+  const dynamic = Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path));
+  if (dynamic.length) throw new Error(`build: ${name}.cjs keeps dynamic import()s of ${dynamic.join(", ")}: import them statically`);
+}
+await cjsBundle("berth-runtime", "cli/runtime/index.ts", [generatedModules, koffiDirect, noRuntimeCompile]);
+// The init stage that create and exec start for every container (cli/runtime/init-stage.ts, run as
+// `berth runtime init`): its own bundle, holding only what the stage needs.
+await cjsBundle("berth-init", "cli/runtime/init-stage.ts", [koffiDirect]);
+// Their V8 code caches (cli/load-bundle.ts), made with this node.
+{
+  const tmp = join(root, "node_modules", ".cache", "berth-build");
+  await build({ absWorkingDir: root, entryPoints: ["cli/load-bundle.ts"], outfile: join(tmp, "load-bundle.mjs"), bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+  try {
+    const { makeCodeCache } = await import(pathToFileURL(join(tmp, "load-bundle.mjs")).href);
+    for (const name of ["berth-runtime.cjs", "berth-init.cjs"]) writeFileSync(join(out, `${name}.cache`), makeCodeCache(join(out, name)));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
 await build({
   absWorkingDir: root,
-  entryPoints: { berth: "cli/main.ts" },
+  entryPoints: { "berth-main": "cli/main.ts" },
   outdir: out,
+  outExtension: { ".js": ".mjs" },
   bundle: true,
   splitting: true,
   format: "esm",
   platform: "node",
   target: "node20",
   sourcemap: "linked",
-  // koffi loads a prebuilt .node file from its own package directory.
-  external: ["koffi"],
   // Bundled CommonJS dependencies call require() for node builtins.
   banner: { js: "import { createRequire as __berthCreateRequire } from 'node:module'; const require = __berthCreateRequire(import.meta.url);" },
-  plugins: [generatedModules],
-  logLevel: "warning",
-});
-// The init stage that create and exec start for every container (cli/runtime/init-stage.ts): one
-// CommonJS file, which Node 20 loads without its ES module loader, holding only what the stage needs.
-await build({
-  absWorkingDir: root,
-  entryPoints: { "berth-init": "cli/runtime/init-stage.ts" },
-  outdir: out,
-  outExtension: { ".js": ".cjs" },
-  bundle: true,
-  format: "cjs",
-  platform: "node",
-  target: "node20",
-  sourcemap: "linked",
-  external: ["koffi"],
+  plugins: [generatedModules, koffiDirect],
   logLevel: "warning",
 });
 // Data files read at run time.

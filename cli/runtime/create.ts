@@ -1,12 +1,10 @@
 // `berth runtime create --bundle DIR [--pid-file F] [--console-socket S] [--preserve-fds N] ID`
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { linuxSyscalls } from "../../runtime/linux/syscalls";
 import { createContainer } from "../../runtime/oci/create";
 import { checkId } from "../../runtime/oci/state-dir";
 import { trace } from "../../runtime/oci/trace";
-import type { RuntimeGlobals } from "./index";
+import { reportWarning, type RuntimeGlobals } from "./index";
 
 export function createFlags() {
   return {
@@ -20,14 +18,13 @@ export function createFlags() {
 }
 
 /**
- * The init stage, with the same Node flags: the build's berth-init.cjs beside the running bundle
- * (cli/runtime/init-stage.ts), or else this same program as `berth runtime init CONFIG`.
+ * The init stage is this same program, `berth runtime init` (the build's dist/berth.js loads its
+ * own bundle for it, berth-init.cjs), with the same Node flags but --enable-source-maps: parsing
+ * the map costs the stage's boot milliseconds, and the stage reports errors as messages.
  */
 export function initCommand(): { execPath: string; args: string[] } {
-  const main = process.argv[1]!;
-  const stage = join(dirname(main), "berth-init.cjs");
-  const entry = existsSync(stage) ? [stage] : [main, "runtime", "init"];
-  return { execPath: process.execPath, args: [...process.execArgv, "--no-warnings", ...entry] };
+  const flags = process.execArgv.filter((f) => f !== "--enable-source-maps");
+  return { execPath: process.execPath, args: [...flags, "--no-warnings", process.argv[1]!, "runtime", "init"] };
 }
 
 export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
@@ -42,6 +39,7 @@ export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
     consoleSocket: values["console-socket"],
     preserveFds: values["preserve-fds"] ? Number(values["preserve-fds"]) : 0,
     initCommand: initCommand(),
+    warn: (m) => reportWarning(g, m),
   });
   // The init stays blocked on the exec FIFO; it is reparented to our caller (conmon, a subreaper).
   created.child.unref();

@@ -6,7 +6,7 @@ import { execInContainer, readProcessFile } from "../../runtime/oci/exec";
 import type { Process } from "../../runtime/oci/spec-types";
 import { readRecord } from "../../runtime/oci/state-dir";
 import { initCommand } from "./create";
-import { reportError, type RuntimeGlobals } from "./index";
+import { reportError, reportWarning, type RuntimeGlobals } from "./index";
 
 /**
  * As runc: exec's own failures (no such container, no such program, a bad cwd...) exit 255, so
@@ -83,6 +83,7 @@ async function execCommand(argv: string[], g: RuntimeGlobals): Promise<number> {
     consoleSocket: values["console-socket"],
     preserveFds: values["preserve-fds"] ? Number(values["preserve-fds"]) : 0,
     initCommand: initCommand(),
+    warn: (m) => reportWarning(g, m),
   });
   if (values.detach) {
     child.unref();

@@ -36,13 +36,23 @@ A runc-compatible OCI runtime. Commands: create, start, state, kill, delete, exe
 `;
 
 export function reportError(g: Pick<RuntimeGlobals, "log" | "logFormat">, message: string): void {
+  report(g, "error", message);
+}
+
+/** A warning goes where errors go (stderr and --log), at level warning, as runc's logrus does. */
+export function reportWarning(g: Pick<RuntimeGlobals, "log" | "logFormat">, message: string): void {
+  report(g, "warning", message);
+}
+
+function report(g: Pick<RuntimeGlobals, "log" | "logFormat">, level: "error" | "warning", message: string): void {
   if (g.log) {
-    const line = g.logFormat === "json" ? `${JSON.stringify({ level: "error", msg: message, time: new Date().toISOString() })}\n` : `time="${new Date().toISOString()}" level=error msg="${message.replace(/"/g, '\\"')}"\n`;
+    const time = new Date().toISOString();
+    const line = g.logFormat === "json" ? `${JSON.stringify({ level, msg: message, time })}\n` : `time="${time}" level=${level} msg="${message.replace(/"/g, '\\"')}"\n`;
     try {
       appendFileSync(g.log, line);
     } catch {}
   }
-  writeSync(2, `berth runtime: ${message}\n`);
+  writeSync(2, `berth runtime: ${level === "warning" ? "warning: " : ""}${message}\n`);
 }
 
 export async function run(argv: string[]): Promise<number> {

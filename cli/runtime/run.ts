@@ -9,7 +9,7 @@ import { checkId } from "../../runtime/oci/state-dir";
 import { trace } from "../../runtime/oci/trace";
 import { constants } from "node:os";
 import { createFlags, initCommand } from "./create";
-import type { RuntimeGlobals } from "./index";
+import { reportWarning, type RuntimeGlobals } from "./index";
 
 const FORWARDED: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
 
@@ -26,6 +26,7 @@ export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
     consoleSocket: values["console-socket"],
     preserveFds: values["preserve-fds"] ? Number(values["preserve-fds"]) : 0,
     initCommand: initCommand(),
+    warn: (m) => reportWarning(g, m),
   });
   const lifecycle = { root: g.root, cgroupFor: openContainerCgroup };
   const exited = new Promise<number>((resolve) =>

@@ -12,8 +12,8 @@ export type CgroupLayoutName = CgroupLayout;
 export interface PreparedCgroup {
   location: CgroupLocation;
   path: string;
-  /** cgroup.procs of every hierarchy, for the init to write its own PID into. */
-  procsFiles: string[];
+  /** How the stage joins it (cgroupJoins). */
+  joins: CgroupJoins;
   layout: CgroupLayoutName;
   /** The container's directory in each v1 hierarchy, for a `cgroup` mount inside it. */
   v1: CgroupV1Hierarchy[];
@@ -47,9 +47,34 @@ export function deviceRules(spec: Spec): DeviceCgroupRule[] {
   return [...(spec.linux?.resources?.devices ?? []), ...ALLOWED_DEVICES, ...own.filter((d) => d.major !== undefined)];
 }
 
+/** Files a stage process writes to join a container's cgroup, and those its launcher writes for it. */
+export interface CgroupJoins {
+  /** The stage writes "0" (itself) into these once Node has booted. */
+  stage: string[];
+  /** The launcher writes the stage's PID into these as soon as it is spawned. */
+  launcher: string[];
+}
+
+/**
+ * How a stage (init or exec) joins a container's cgroup. The stage joins once Node has booted in
+ * it, so that Node's start-up is not charged to the container, by writing "0" (the writer): into
+ * each v1 hierarchy's `tasks`, which moves the calling thread alone — the one that execs; Node's
+ * helper threads end at execve — because moving a whole thread group (cgroup.procs) makes the
+ * kernel wait for an RCU grace period first (cgroup_threadgroup_rwsem), 10-18 ms on this machine
+ * against 0.3 ms; into cgroup.procs where v2 carries the controllers. On a hybrid host the v2
+ * hierarchy carries none, so nothing can be charged there: the launcher moves the stage in by PID
+ * right after spawning it, and that wait overlaps the stage's Node boot.
+ */
+export function cgroupJoins(location: CgroupLocation): CgroupJoins {
+  if (location.version === 2) return { stage: [join(location.dirs.unified!, "cgroup.procs")], launcher: [] };
+  const { unified, ...v1 } = location.dirs;
+  return { stage: [...new Set(Object.values(v1))].map((d) => join(d, "tasks")), launcher: unified ? [join(unified, "cgroup.procs")] : [] };
+}
+
 /** Makes the cgroup and applies the spec's limits; the init joins it. */
 export async function prepareCgroup(spec: Spec, id: string, root?: string): Promise<PreparedCgroup> {
-  const mgr = newCgroupManager(spec.linux?.cgroupsPath, { name: id, root });
+  const layout = detectCgroupLayout();
+  const mgr = newCgroupManager(spec.linux?.cgroupsPath, { name: id, root, layout });
   await mgr.create();
   try {
     await mgr.apply({ ...spec.linux?.resources, devices: deviceRules(spec) });
@@ -57,7 +82,6 @@ export async function prepareCgroup(spec: Spec, id: string, root?: string): Prom
     await mgr.destroy().catch(() => {});
     throw err;
   }
-  const layout = detectCgroupLayout();
   const v1 = new Map<string, CgroupV1Hierarchy>();
   for (const [controller, h] of Object.entries(layout.v1)) {
     const dir = mgr.location.dirs[controller];
@@ -68,8 +92,8 @@ export async function prepareCgroup(spec: Spec, id: string, root?: string): Prom
     cgroup2Path: mgr.location.dirs.unified,
     location: mgr.location,
     path: mgr.path,
-    procsFiles: [...new Set(Object.values(mgr.location.dirs))].map((d) => join(d, "cgroup.procs")),
-    layout: hostCgroupLayout(),
+    joins: cgroupJoins(mgr.location),
+    layout: layout.mode === "unified" ? "v2" : layout.mode === "hybrid" ? "hybrid" : "v1",
     destroy: () => mgr.destroy(),
   };
 }

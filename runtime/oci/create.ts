@@ -1,26 +1,26 @@
 // `create`, the launcher half: validate the bundle, claim the state directory, make the exec
-// FIFO and the cgroup, enter or create the namespaces on this (main) thread, then spawn the init
-// stage as a fresh Node process — libuv forks from the main thread, so the child starts inside
-// those namespaces, as PID 1 of a new PID namespace. No JavaScript runs in a forked child (see
-// DESIGN.md, "Low-level facts"). The init reports ready or an error on fd 3, then blocks on the
-// FIFO until `start`.
+// FIFO, enter or create the namespaces on this (main) thread, then spawn the init stage as a
+// fresh Node process — libuv forks from the main thread, so the child starts inside those
+// namespaces, as PID 1 of a new PID namespace. No JavaScript runs in a forked child (see
+// DESIGN.md, "Low-level facts"). While the init's Node boots, the launcher compiles the seccomp
+// filter and makes the cgroup, then sends the init its configuration on fd 3; the init reports
+// ready or an error there, then blocks on the FIFO until `start`.
 import type { ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, existsSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, readFileSync, statSync, writeFile } from "node:fs";
 import { join, resolve } from "node:path";
 import { InvalidArgumentError } from "../errors";
 import { mknod, S_IFIFO } from "../linux/file-calls";
 import { CLONE, type Syscalls } from "../linux/types";
 import { writeFileAtomicSync } from "../store/atomic";
-import { prepareCgroup } from "./cgroup-of";
+import { type PreparedCgroup, prepareCgroup } from "./cgroup-of";
 import type { InitConfig } from "./init-config";
 import type { NamespaceType, Spec } from "./spec-types";
 import { type ContainerRecord, claimContainerDir, fifoPath, processStartTime, removeContainerDir, rfc3339Nano, writeRecord } from "./state-dir";
 import { loadSpec } from "./validate";
 import { O } from "../linux/syscalls";
 import { connectUnixSocket } from "../linux/unix-socket";
-import { compileContainerSeccomp } from "./seccomp-of";
 import { trace } from "./trace";
-import { killStage, type StageCommand, startStage } from "./stage";
+import { killStage, type StageCommand, startStage, type WarningSink } from "./stage";
 
 export const NS_FLAGS: Record<NamespaceType, number> = {
   mount: CLONE.NEWNS,
@@ -47,6 +47,8 @@ export interface CreateOptions {
   cgroupRoot?: string;
   /** How to start the init stage: this same program, `runtime init <config>`. */
   initCommand: StageCommand;
+  /** Told what the init could not do but is not fatal (runc logs these as warnings). */
+  warn?: WarningSink;
 }
 
 export interface Created {
@@ -75,14 +77,53 @@ function refuseUnsupported(spec: Spec, where: string): void {
   if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
 }
 
+/** /proc/<pid>/ns/ names of the namespaces the launcher enters for the init. */
+export const PROC_NS_NAMES: Partial<Record<NamespaceType, string>> = { uts: "uts", ipc: "ipc", network: "net", pid: "pid", cgroup: "cgroup", time: "time" };
+
+/**
+ * Puts the calling (main) thread back into the namespaces it had: once the stage is spawned, so
+ * that this process can start threads again (libuv's thread pool, at its first asynchronous file
+ * operation) — the kernel refuses CLONE_THREAD while a thread's PID namespace for children is not
+ * its own (EINVAL, and libuv aborts).
+ */
+export type RestoreNamespaces = () => void;
+
+/** Keeps an fd of this thread's own namespace of `type`, to go back to it (RestoreNamespaces). */
+export function ownNamespace(sys: Syscalls, type: NamespaceType): [fd: number, flag: number] {
+  // For pid and time, the namespace the thread is in: what it gives its children is what changes.
+  return [sys.open(`/proc/thread-self/ns/${PROC_NS_NAMES[type]}`, O.RDONLY | O.CLOEXEC), NS_FLAGS[type]];
+}
+
+export function restoreNamespaces(sys: Syscalls, own: Array<[number, number]>): RestoreNamespaces {
+  return () => {
+    for (const [fd, flag] of own.splice(0)) {
+      try {
+        sys.setns(fd, flag);
+      } finally {
+        sys.close(fd);
+      }
+    }
+  };
+}
+
 /** Applies the namespaces of `spec` to the calling (main) thread: join by path, or unshare new ones. */
-function enterNamespaces(sys: Syscalls, spec: Spec): void {
+function enterNamespaces(sys: Syscalls, spec: Spec): RestoreNamespaces {
   let unshareFlags = 0;
+  const own: Array<[number, number]> = [];
+  const restore = restoreNamespaces(sys, own);
   for (const ns of spec.linux?.namespaces ?? []) {
     // The init makes (or joins) these itself: the cgroup namespace once it is inside its cgroup, so
     // that cgroup is its root; the mount namespace so that its pivot_root cannot move our root too.
     if (ns.type === "cgroup" || ns.type === "mount") continue;
     const flag = NS_FLAGS[ns.type];
+    // Not time: setns to a time namespace needs a single-threaded caller, and what a thread's
+    // children get there does not stop it from starting threads.
+    try {
+      if (ns.type !== "time") own.push(ownNamespace(sys, ns.type));
+    } catch (err) {
+      restore();
+      throw err;
+    }
     if (!ns.path) {
       unshareFlags |= flag;
       continue;
@@ -91,17 +132,25 @@ function enterNamespaces(sys: Syscalls, spec: Spec): void {
     try {
       fd = sys.open(ns.path, O.RDONLY | O.CLOEXEC);
     } catch (err) {
+      restore();
       throw new InvalidArgumentError(`cannot join ${ns.type} namespace ${ns.path}: ${(err as Error).message}`);
     }
     try {
       sys.setns(fd, flag);
     } catch (err) {
+      restore();
       throw new InvalidArgumentError(`cannot join ${ns.type} namespace ${ns.path}: ${(err as Error).message}`);
     } finally {
       sys.close(fd);
     }
   }
-  if (unshareFlags) sys.unshare(unshareFlags);
+  try {
+    if (unshareFlags) sys.unshare(unshareFlags);
+  } catch (err) {
+    restore();
+    throw err;
+  }
+  return restore;
 }
 
 function mountNamespace(spec: Spec): InitConfig["mountNs"] {
@@ -129,13 +178,12 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
   refuseUnsupported(spec, where);
   const rootfs = resolve(bundle, spec.root!.path);
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`${where}: root.path ${rootfs} is not a directory`);
-  const seccomp = spec.linux?.seccomp ? compileContainerSeccomp(spec) : undefined;
-  trace("create:seccomp");
 
-  const dir = claimContainerDir(opts.root, opts.id);
+  claimContainerDir(opts.root, opts.id);
   let child: ChildProcess | undefined;
   const fds: number[] = [];
   let cgroupCleanup: (() => Promise<void>) | undefined;
+  let restore: RestoreNamespaces | undefined;
   try {
     const fifo = fifoPath(opts.root, opts.id);
     mknod(fifo, S_IFIFO | 0o622);
@@ -143,9 +191,6 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     chmodSync(fifo, 0o622);
     fds.push(sys.open(fifo, O.PATH | O.CLOEXEC));
     trace("create:state-dir");
-    const cgroup = await prepareCgroup(spec, opts.id, opts.cgroupRoot ?? "");
-    trace("create:cgroup");
-    cgroupCleanup = cgroup?.destroy;
     let consoleFd: number | undefined;
     if (spec.process?.terminal) {
       if (!opts.consoleSocket) throw new InvalidArgumentError("process.terminal is true: --console-socket is required");
@@ -155,28 +200,43 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       throw new InvalidArgumentError("--console-socket was given but process.terminal is false");
     }
 
-    const cfg: InitConfig = {
-      id: opts.id,
-      spec,
-      rootfs,
-      bundle,
-      fifoFd: 4,
-      consoleFd: consoleFd === undefined ? undefined : 5,
-      cgroupProcs: cgroup?.procsFiles ?? [],
-      newCgroupNs: Boolean(spec.linux?.namespaces?.some((n) => n.type === "cgroup" && !n.path)),
-      joinCgroupNs: spec.linux?.namespaces?.find((n) => n.type === "cgroup" && n.path)?.path,
-      mountNs: mountNamespace(spec),
-      nofile: callerNofile(),
-      seccomp: seccomp ? { program: seccomp.program.toString("base64"), flags: seccomp.flags } : undefined,
-      cgroupMounts: cgroup ? { cgroupLayout: cgroup.layout, cgroupV1: cgroup.v1, cgroup2Path: cgroup.cgroup2Path } : {},
-      preserveFds: opts.preserveFds ?? 0,
+    restore = enterNamespaces(sys, spec);
+    const made: { cgroup?: PreparedCgroup } = {};
+    // What remains is done while the init boots: the seccomp filter, the cgroup, its configuration.
+    const prepare = async (pid: number): Promise<InitConfig> => {
+      restore?.();
+      restore = undefined;
+      const cgroup = await prepareCgroup(spec, opts.id, opts.cgroupRoot ?? "");
+      made.cgroup = cgroup;
+      cgroupCleanup = cgroup.destroy;
+      trace("create:cgroup");
+      // The cgroups the launcher moves the init into (cgroup-of.ts's cgroupJoins): the kernel's
+      // wait that this costs passes on libuv's thread pool while this thread compiles the filter.
+      const joined = Promise.all(cgroup.joins.launcher.map((file) => new Promise<void>((ok, fail) => writeFile(file, String(pid), (err) => (err ? fail(err) : ok())))));
+      joined.catch(() => {});
+      // The compiler and its syscall tables load only for a config that has a filter.
+      const seccomp = spec.linux?.seccomp ? (await import("./seccomp-of")).compileContainerSeccomp(spec) : undefined;
+      trace("create:seccomp");
+      await joined;
+      trace("create:joined");
+      return {
+        id: opts.id,
+        spec,
+        rootfs,
+        bundle,
+        fifoFd: 4,
+        consoleFd: consoleFd === undefined ? undefined : 5,
+        joinCgroup: cgroup.joins.stage,
+        newCgroupNs: Boolean(spec.linux?.namespaces?.some((n) => n.type === "cgroup" && !n.path)),
+        joinCgroupNs: spec.linux?.namespaces?.find((n) => n.type === "cgroup" && n.path)?.path,
+        mountNs: mountNamespace(spec),
+        nofile: callerNofile(),
+        seccomp: seccomp ? { program: seccomp.program.toString("base64"), flags: seccomp.flags } : undefined,
+        cgroupMounts: { cgroupLayout: cgroup.layout, cgroupV1: cgroup.v1, cgroup2Path: cgroup.cgroup2Path },
+        preserveFds: opts.preserveFds ?? 0,
+      };
     };
-    const cfgFile = join(dir, "init.json");
-    writeFileAtomicSync(cfgFile, JSON.stringify(cfg), 0o600);
-
-    trace("create:config");
-    enterNamespaces(sys, spec);
-    child = await startStage(opts.initCommand, cfgFile, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`);
+    child = await startStage(opts.initCommand, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`, prepare, opts.warn);
     const pid = child.pid!;
 
     const record: ContainerRecord = {
@@ -188,13 +248,16 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       created: rfc3339Nano(),
       owner: "root",
       spec,
-      cgroup: cgroup?.location,
+      cgroup: made.cgroup?.location,
     };
     writeRecord(opts.root, record);
     if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(pid));
     trace("create:done");
     return { record, child };
   } catch (err) {
+    try {
+      restore?.();
+    } catch {}
     if (child) await killStage(child);
     await cgroupCleanup?.().catch(() => {});
     removeContainerDir(opts.root, opts.id);

@@ -4,20 +4,21 @@
 // applies the process's user, capabilities, no_new_privs and the container's seccomp filter, and
 // execs. Without --detach the launcher waits and exits with the process's code.
 import type { ChildProcess } from "node:child_process";
-import { closeSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { closeSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import { O } from "../linux/syscalls";
 import type { Syscalls } from "../linux/types";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { writeFileAtomicSync } from "../store/atomic";
-import { NS_FLAGS } from "./create";
+import { NS_FLAGS, ownNamespace, restoreNamespaces } from "./create";
 import type { ExecConfig } from "./init-config";
 import { containerStatus } from "./lifecycle";
+import { cgroupJoins } from "./cgroup-of";
 import { compileContainerSeccomp } from "./seccomp-of";
-import { type StageCommand, startStage } from "./stage";
+import { type StageCommand, startStage, type WarningSink } from "./stage";
 import type { NamespaceType, Process } from "./spec-types";
-import { containerDir, readRecord } from "./state-dir";
+import { readRecord } from "./state-dir";
 
 export interface ExecOptions {
   root: string;
@@ -27,6 +28,7 @@ export interface ExecOptions {
   consoleSocket?: string;
   preserveFds?: number;
   initCommand: StageCommand;
+  warn?: WarningSink;
 }
 
 const PROC_NS: Array<[NamespaceType, string]> = [
@@ -63,31 +65,42 @@ export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise
       consoleFd = connectUnixSocket(opts.consoleSocket!);
       fds.push(consoleFd);
     }
-    const cgroupProcs = rec.cgroup ? [...new Set(Object.values(rec.cgroup.dirs))].map((d) => join(d, "cgroup.procs")) : [];
+    const joins = rec.cgroup ? cgroupJoins(rec.cgroup) : { stage: [], launcher: [] };
     const cfg: ExecConfig = {
       id: opts.id,
       process: opts.process,
       mountNsFd: 4,
       consoleFd: consoleFd === undefined ? undefined : 5,
-      cgroupProcs,
+      joinCgroup: joins.stage,
       seccomp: seccomp ? { program: seccomp.program.toString("base64"), flags: seccomp.flags } : undefined,
       preserveFds: opts.preserveFds ?? 0,
       nofile: undefined,
     };
-    const cfgFile = join(containerDir(opts.root, opts.id), `exec-${process.pid}-${Date.now()}.json`);
-    writeFileAtomicSync(cfgFile, JSON.stringify(cfg), 0o600);
-    // Join what the container has of its own; a namespace it shares with us needs nothing.
-    for (const [type, name] of PROC_NS) {
-      const theirs = `/proc/${rec.pid}/ns/${name}`;
-      if (!spec.linux?.namespaces?.some((n) => n.type === type) || sameNamespace(theirs, `/proc/self/ns/${name}`)) continue;
-      const fd = sys.open(theirs, O.RDONLY | O.CLOEXEC);
-      try {
-        sys.setns(fd, NS_FLAGS[type]);
-      } finally {
-        sys.close(fd);
+    // Join what the container has of its own; a namespace it shares with us needs nothing. Back
+    // to ours once the stage is spawned (create.ts's RestoreNamespaces says why).
+    const own: Array<[number, number]> = [];
+    const restore = restoreNamespaces(sys, own);
+    let child: ChildProcess;
+    try {
+      for (const [type, name] of PROC_NS) {
+        const theirs = `/proc/${rec.pid}/ns/${name}`;
+        if (!spec.linux?.namespaces?.some((n) => n.type === type) || sameNamespace(theirs, `/proc/self/ns/${name}`)) continue;
+        own.push(ownNamespace(sys, type));
+        const fd = sys.open(theirs, O.RDONLY | O.CLOEXEC);
+        try {
+          sys.setns(fd, NS_FLAGS[type]);
+        } finally {
+          sys.close(fd);
+        }
       }
+      child = await startStage(opts.initCommand, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `exec in container "${opts.id}"`, (pid) => {
+        restore();
+        for (const file of joins.launcher) writeFileSync(file, String(pid));
+        return cfg;
+      }, opts.warn);
+    } finally {
+      restore();
     }
-    const child = await startStage(opts.initCommand, cfgFile, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `exec in container "${opts.id}"`);
     if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(child.pid));
     return { pid: child.pid!, child };
   } finally {

@@ -1,5 +1,5 @@
-// What the launcher hands the init stage (as a 0600 file in the container's state directory):
-// the validated spec and everything the init cannot or should not work out again.
+// What the launcher hands the init stage (one JSON line on the sync pipe, fd 3): the validated
+// spec and everything the init cannot or should not work out again.
 import type { CgroupLayout, CgroupV1Hierarchy } from "./rootfs";
 import type { Process, Spec } from "./spec-types";
 
@@ -13,8 +13,8 @@ export interface InitConfig {
   fifoFd: number;
   /** fd (in the init) of the connected console socket, when process.terminal. */
   consoleFd?: number;
-  /** cgroup.procs files the init writes its PID into, one per hierarchy. */
-  cgroupProcs: string[];
+  /** Files the init writes "0" (itself) into to join its cgroup (cgroup-of.ts's cgroupJoins). */
+  joinCgroup: string[];
   /** What a `cgroup` mount in the container exposes (rootfs.ts's RootfsOptions). */
   cgroupMounts: { cgroupLayout?: CgroupLayout; cgroupV1?: CgroupV1Hierarchy[]; cgroup2Path?: string };
   newCgroupNs: boolean;
@@ -36,7 +36,7 @@ export interface ExecConfig {
   /** fd (in the exec stage) of the container's mount namespace. */
   mountNsFd: number;
   consoleFd?: number;
-  cgroupProcs: string[];
+  joinCgroup: string[];
   seccomp?: { program: string; flags: number };
   preserveFds: number;
   nofile?: number;

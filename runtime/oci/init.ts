@@ -4,7 +4,7 @@
 // hostname, rlimits, user and capabilities, no_new_privs, then waits on the exec FIFO for
 // `start`, loads seccomp last and execs the user's program. Nothing here may print to stdio:
 // those are the container's, so progress and errors go to the launcher over fd 3.
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CLONE, type Syscalls } from "../linux/types";
 import { O } from "../linux/syscalls";
@@ -95,9 +95,9 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
   // Node marks fds 0-2 close-on-exec at start; the user's program needs them.
   for (const fd of [0, 1, 2]) sys.clearCloexec(fd);
   // Into the container's cgroup now, after Node has booted, so its start-up memory is not charged;
-  // and before any mount namespace change, since the cgroup.procs paths (and a namespace path to
-  // join) are the host's.
-  for (const procs of cfg.cgroupProcs) step(`join cgroup ${procs}`, () => writeFileSync(procs, String(process.pid)));
+  // and before any mount namespace change, since the cgroup paths (and a namespace path to join)
+  // are the host's. "0" is the writer (cgroup-of.ts's cgroupJoins says why this thread alone in v1).
+  for (const file of cfg.joinCgroup) step(`join cgroup ${file}`, () => writeFileSync(file, "0"));
   if (cfg.joinCgroupNs) {
     const fd = step(`open cgroup namespace ${cfg.joinCgroupNs}`, () => sys.open(cfg.joinCgroupNs!, O.RDONLY | O.CLOEXEC));
     step("join cgroup namespace", () => sys.setns(fd, CLONE.NEWCGROUP));
@@ -218,8 +218,8 @@ function execProcess(sys: Syscalls, proc: Process, opts: ExecStep): never {
 /** The exec stage: into the container's cgroup and mount namespace, then the shared tail. */
 export function runExec(sys: Syscalls, cfg: ExecConfig): never {
   for (const fd of [0, 1, 2]) sys.clearCloexec(fd);
-  // cgroup.procs are host paths: before the mount namespace changes.
-  for (const procs of cfg.cgroupProcs) step(`join cgroup ${procs}`, () => writeFileSync(procs, String(process.pid)));
+  // Host paths: before the mount namespace changes.
+  for (const file of cfg.joinCgroup) step(`join cgroup ${file}`, () => writeFileSync(file, "0"));
   step("unshare(CLONE_FS)", () => sys.unshare(CLONE.FS));
   step("join mount namespace", () => sys.setns(cfg.mountNsFd, CLONE.NEWNS));
   sys.close(cfg.mountNsFd);
@@ -230,12 +230,34 @@ export function runExec(sys: Syscalls, cfg: ExecConfig): never {
   execProcess(sys, cfg.process, { seccomp: cfg.seccomp, preserveFds: cfg.preserveFds, nofile: cfg.nofile });
 }
 
-/** Entry of `berth runtime init CONFIG`: runs the init (or exec) stage, reporting a failure to the launcher. */
-export function initMain(sys: Syscalls, configFile: string): never {
+/**
+ * The configuration, one JSON line on the sync pipe. The launcher sends it once its own part is
+ * done, which it does while this process boots; until then this blocks (the pipe is blocking on
+ * this side), and a launcher that dies first closes it.
+ */
+function readConfig(): InitConfig | ExecConfig {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(SYNC_FD, buf, 0, buf.length, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EAGAIN" || (err as NodeJS.ErrnoException).code === "EINTR") continue;
+      throw err;
+    }
+    if (n === 0) throw new InitError("the launcher closed the sync pipe before sending the configuration");
+    const nl = buf.subarray(0, n).indexOf(10);
+    chunks.push(Buffer.from(buf.subarray(0, nl < 0 ? n : nl)));
+    if (nl >= 0) return JSON.parse(Buffer.concat(chunks).toString("utf8")) as InitConfig | ExecConfig;
+  }
+}
+
+/** Entry of the init (or exec) stage: runs it on the configuration from the launcher, reporting a failure to it. */
+export function initMain(sys: Syscalls): never {
   try {
-    const cfg = JSON.parse(readFileSync(configFile, "utf8")) as InitConfig | ExecConfig;
+    const cfg = readConfig();
     trace("init:config");
-    if (existsSync(configFile)) rmSync(configFile, { force: true });
     return "mountNsFd" in cfg ? runExec(sys, cfg) : runInit(sys, cfg);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

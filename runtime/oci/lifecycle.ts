@@ -1,6 +1,6 @@
 // The OCI operations on an existing container — state, start, kill, delete — done in-process.
 // The daemon calls these directly (no Node boot per call); `berth runtime` wraps them for conmon.
-import { open } from "node:fs/promises";
+import { open, unlink } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import type { CgroupManager } from "../cgroups/types";
@@ -83,7 +83,6 @@ export async function startContainer(opts: LifecycleOptions, id: string): Promis
   } finally {
     await fh.close();
   }
-  const { unlink } = await import("node:fs/promises");
   await unlink(fifo).catch(() => {});
 }
 

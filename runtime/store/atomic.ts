@@ -1,12 +1,14 @@
 // Crash-safe metadata writes: temp file in the same directory, fsync, rename, fsync the
 // directory. After a crash a reader sees either the old file or the new one, never a torn one.
-import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, constants as C } from "node:fs";
 import { open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
+// The suffix only has to be unlikely to collide (the temp file is created O_EXCL): Math.random
+// rather than node:crypto, whose load (~4 ms) would be most of what `berth runtime state` costs.
 function tempNameFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const suffix = Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, "0");
+  return join(dirname(path), `.${basename(path)}.${suffix}.tmp`);
 }
 
 /** Temp files that an interrupted atomic write left behind are recognisable by this pattern. */

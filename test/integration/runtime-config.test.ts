@@ -149,3 +149,32 @@ describe("berth runtime create refuses a config that cannot run", () => {
     });
   }
 });
+
+describe("berth runtime warns about what this host cannot apply but a container can run without", () => {
+  // Without CAP_SYS_RESOURCE in the bounding set, lowering oom_score_adj fails with EACCES; the issue
+  // asks for a warning, not a failure (runc 1.1 fails create here instead).
+  test("a negative oomScoreAdj the host refuses: the container runs, the warning is on stderr and in --log", async () => {
+    const b = await makeBundle((s) => {
+      s.process!.args = ["cat", "/proc/self/oom_score_adj"];
+      s.process!.oomScoreAdj = -500;
+    });
+    const log = join(io, `oom-${process.pid}.log`);
+    try {
+      const r = await runRuntime("berth", roots.berth, ["--log", log, "--log-format", "json", "run", "--bundle", b.dir, `oom-${process.pid}-${++seq}`]);
+      const own = readFileSync("/proc/self/oom_score_adj", "utf8").trim();
+      if (own !== "0" || r.stdout.trim() === "-500") {
+        // A host that lets us lower it applies it: then there is nothing to warn about.
+        assert.equal(r.code, 0, r.stderr);
+        return;
+      }
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "0", "the container's process runs with the score it inherited");
+      assert.match(r.stderr, /warning: .*oom_score_adj -500 not applied/);
+      const entry = JSON.parse(readFileSync(log, "utf8").trim().split("\n").at(-1)!) as { level: string; msg: string };
+      assert.equal(entry.level, "warning");
+      assert.match(entry.msg, /oom_score_adj -500 not applied/);
+    } finally {
+      await removeBundle(b);
+    }
+  });
+});
