@@ -32,6 +32,18 @@ export interface RegistryConfig {
   skipSelf?: boolean;
 }
 
+export interface CniConfig {
+  confDir: string;
+  binDirs: string[];
+  bridge: string;
+  subnet: string;
+}
+
+export interface RuntimesConfig {
+  default: string;
+  handlers: Record<string, { path: string; root?: string }>;
+}
+
 export interface DaemonConfig {
   root: string;
   state: string;
@@ -43,6 +55,9 @@ export interface DaemonConfig {
   images: { maxConcurrentDownloads: number; blobAttempts: number; dockerConfig?: string };
   insecureRegistries: string[];
   registries: RegistryConfig[];
+  cgroupRoot: string;
+  cni: CniConfig;
+  runtimes: RuntimesConfig;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -54,6 +69,9 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   images: { maxConcurrentDownloads: 3, blobAttempts: 5 },
   insecureRegistries: [],
   registries: [],
+  cgroupRoot: "berth",
+  cni: { confDir: "/etc/cni/net.d", binDirs: ["/usr/lib/cni", "/opt/cni/bin"], bridge: "berth0", subnet: "10.88.0.0/16" },
+  runtimes: { default: "berth", handlers: { runc: { path: "/usr/sbin/runc" } } },
 };
 
 export function validateConfig(value: unknown, where: string): Partial<DaemonConfig> {
@@ -88,6 +106,11 @@ export function mergeConfig(base: DaemonConfig, file: Partial<DaemonConfig>, fla
   out.images = { ...base.images, ...file.images, ...flags.images };
   out.insecureRegistries = [...new Set([...(file.insecureRegistries ?? []), ...(flags.insecureRegistries ?? [])])];
   out.registries = [...(file.registries ?? []), ...(flags.registries ?? [])];
+  out.cni = { ...base.cni, ...file.cni, ...flags.cni };
+  out.runtimes = {
+    default: flags.runtimes?.default ?? file.runtimes?.default ?? base.runtimes.default,
+    handlers: { ...base.runtimes.handlers, ...file.runtimes?.handlers, ...flags.runtimes?.handlers },
+  };
   if (!file.socket && !flags.socket && (file.state || flags.state)) out.socket = `${out.state}/berth.sock`;
   return out;
 }

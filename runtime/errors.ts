@@ -37,6 +37,11 @@ export class InvalidArgumentError extends BerthError {
     super(Code.INVALID_ARGUMENT, message, options);
   }
 }
+export class DeadlineExceededError extends BerthError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(Code.DEADLINE_EXCEEDED, message, options);
+  }
+}
 export class NotFoundError extends BerthError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(Code.NOT_FOUND, message, options);

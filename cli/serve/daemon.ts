@@ -3,8 +3,8 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { type RuntimeHealth, runtimeStatusHandlers } from "../../cri/runtime-status";
 import { berthHandlers } from "../../cri/berth-service";
+import { runtimeServiceHandlers } from "../../cri/runtime-service";
 import { imageHandlers } from "../../cri/images";
 import { startCriServer } from "../../cri/server";
 import { FileContentStore } from "../../runtime/image/content/store";
@@ -14,7 +14,17 @@ import { pushImage } from "../../runtime/image/push";
 import { RegistryResolver } from "../../runtime/image/registry/resolver";
 import { LocalImageService } from "../../runtime/image/service";
 import { ImageStore } from "../../runtime/image/store";
+import { linuxSyscalls } from "../../runtime/linux/syscalls";
 import type { Logger } from "../../runtime/log";
+import { ConmonMonitor } from "../../runtime/monitor/conmon-driver";
+import { CniNetwork } from "../../runtime/network/cni";
+import { namespacePinner } from "../../runtime/network/pinned-namespaces";
+import { EventHub } from "../../runtime/pods/events";
+import { NameIndex } from "../../runtime/pods/names";
+import { LocalRuntimeService } from "../../runtime/pods/service";
+import { RecordStore } from "../../runtime/pods/store";
+import type { ContainerRecord, RuntimeHandler, SandboxRecord } from "../../runtime/pods/types";
+import { KeyedMutex } from "../../runtime/sync/keyed-mutex";
 import { OverlaySnapshotter } from "../../runtime/snapshot/overlay";
 import type { DaemonConfig } from "../config";
 import { startHttpApi } from "./http";
@@ -58,18 +68,47 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     pusher: (image, target, opts) => pushImage({ content, clientFor: (ref, auth) => registries.clientFor(ref, auth) }, image, target, opts),
   });
 
-  const health: RuntimeHealth = {
-    conditions: async () => [
-      { type: "RuntimeReady", status: true, reason: "", message: "" },
-      // Pod networking (CNI) arrives with the CRI RuntimeService; until then pods cannot be networked.
-      { type: "NetworkReady", status: false, reason: "NetworkPluginNotReady", message: "berth: pod networking is not built yet" },
-    ],
-    info: () => ({ root: config.root, state: config.state, platform, insecureRegistries: config.insecureRegistries }),
+  const network = new CniNetwork({
+    confDir: config.cni.confDir,
+    binDirs: config.cni.binDirs,
+    defaults: { bridge: config.cni.bridge, subnet: config.cni.subnet, ipamDataDir: join(config.root, "cni", "networks") },
+    log,
+  });
+  await network.init().catch((err: unknown) => log.error("pod network setup failed; NetworkReady stays false", { error: (err as Error).message }));
+  const handlers: Record<string, RuntimeHandler> = {
+    // conmon runs berth's runtime as `node dist/berth.js runtime …`: conmon puts --runtime-args
+    // before the command, and no shell is needed in between.
+    berth: { name: "berth", path: process.execPath, args: [...process.execArgv.filter((a) => a !== "--enable-source-maps"), process.argv[1]!, "runtime", `--root=${join(config.state, "runtime")}`], root: join(config.state, "runtime"), inProcess: true },
+  };
+  for (const [name, h] of Object.entries(config.runtimes.handlers)) {
+    const root = h.root ?? join(config.state, "runtimes", name);
+    handlers[name] = { name, path: h.path, args: [`--root=${root}`], root, inProcess: false };
+  }
+  const runtime = new LocalRuntimeService({
+    config: { root: config.root, state: config.state, cgroupRoot: config.cgroupRoot, handlers, defaultHandler: config.runtimes.default },
+    sys: linuxSyscalls,
+    sandboxes: new RecordStore<SandboxRecord>(join(config.root, "pods"), "pod sandbox", log),
+    containers: new RecordStore<ContainerRecord>(join(config.root, "containers"), "container", log),
+    names: new NameIndex(),
+    locks: new KeyedMutex(),
+    images,
+    snapshotter,
+    namespaces: namespacePinner(linuxSyscalls, join(config.state, "ns")),
+    network,
+    monitor: new ConmonMonitor({ conmon: "/usr/bin/conmon", state: config.state, log }),
+    events: new EventHub(),
+    log,
+  });
+  const recovered = await runtime.start();
+  log.info("pods and containers recovered", { ...recovered });
+
+  const health = {
+    conditions: async () => (await runtime.status({})).status!.conditions,
   };
 
   const cri = await startCriServer({
     socket: config.socket,
-    runtime: { unary: runtimeStatusHandlers(health) },
+    runtime: runtimeServiceHandlers(runtime),
     image: imageHandlers(images),
     berth: berthHandlers(images),
     log,
@@ -87,7 +126,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
         return bad ? `${bad.type}: ${bad.reason} ${bad.message}` : undefined;
       },
       routes: {
-        "/api/v1/version": async () => ({ version: (await runtimeStatusHandlers(health).Version()).runtimeVersion }),
+        "/api/v1/version": async () => ({ version: (await runtime.version()).runtimeVersion }),
       },
     });
   } catch (err) {
@@ -101,6 +140,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     httpAddress: http.address,
     images,
     close: async () => {
+      runtime.stop();
       await Promise.all([cri.close(), http.close()]);
     },
   };

@@ -37,11 +37,11 @@ describe("CRI ImageService", () => {
 
   const ref = (img: { repo: string; tag: string }) => `${registry.host}/${img.repo}:${img.tag}`;
 
-  test("Version names berth and CRI v1; an RPC not built yet answers UNIMPLEMENTED and the daemon lives on", async () => {
+  test("Version names berth and CRI v1; an RPC berth does not offer answers UNIMPLEMENTED and the daemon lives on", async () => {
     const v = await daemon.client.runtimeCall<{ runtimeName: string; runtimeApiVersion: string }>("Version", {});
     assert.equal(v.runtimeName, "berth");
     assert.equal(v.runtimeApiVersion, "v1");
-    await assert.rejects(daemon.client.runtimeCall("RunPodSandbox", {}), (e: { code: number }) => e.code === Code.UNIMPLEMENTED);
+    await assert.rejects(daemon.client.runtimeCall("CheckpointContainer", { containerId: "x" }), (e: { code: number }) => e.code === Code.UNIMPLEMENTED);
     const s = await daemon.client.runtimeCall<{ status: { conditions: Array<{ type: string; status: boolean }> } }>("Status", {});
     assert.ok(s.status.conditions.some((c) => c.type === "RuntimeReady" && c.status));
   });

@@ -1,0 +1,242 @@
+// CRI benchmark: the same client drives berth and containerd (Debian's, CRI plugin built in, runc
+// behind it) through a pod's whole life, the two runtimes taking turns. Not part of the suite.
+// Run as root from the repository, after `node bin/build.mjs`:
+//   node --import tsx bench/cri.ts [--pods N] [--hold 20]
+//
+// Per pod: RunPodSandbox → CreateContainer → StartContainer → StopContainer → RemoveContainer →
+// StopPodSandbox → RemovePodSandbox, each call timed on the client (medians, p90, ratio to
+// containerd). Then each daemon's RSS idle and with --hold pods running one container each, and
+// the per-container monitor's memory (conmon for berth, containerd-shim-runc-v2 for containerd) as
+// PSS from /proc/PID/smaps_rollup.
+//
+// Both start from nothing in temp directories: a local registry (Debian's docker-registry on
+// 127.0.0.1) holding busybox built from this machine's busybox-static and a "pause" image for
+// containerd (berth needs none); berth serve with its own bridge; containerd through
+// ../shared/anchors/containerd/start.sh. Everything is removed on exit, also on error and Ctrl-C:
+// pods through CRI, then the daemons, bridges, nat rules, cgroups and directories.
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CriClient } from "../cri/client";
+import type * as cri from "../runtime/api/cri-v1";
+import { busyboxRootfs, writeImageToLayout } from "../runtime/image/build";
+import { startDaemon, type TestDaemon } from "../test/support/daemon";
+import { hostNetworkSnapshot, restoreHostNetwork } from "../test/support/host-network";
+import { forceClean } from "../test/support/pods";
+import { startRegistry } from "../test/support/registry";
+import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
+import { pushLayout } from "../test/support/test-images";
+
+const ANCHORS = "/work/shared/anchors/containerd";
+const STEPS = ["RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"] as const;
+type Step = (typeof STEPS)[number];
+
+function options(argv: string[]): { pods: number; hold: number } {
+  const o = { pods: 20, hold: 20 };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--pods") o.pods = Number(argv[++i]);
+    else if (argv[i] === "--hold") o.hold = Number(argv[++i]);
+    else throw new Error(`unknown argument ${argv[i]}; usage: bench/cri.ts [--pods N] [--hold N]`);
+  }
+  if (!(o.pods >= 3) || !(o.hold >= 1)) throw new Error("--pods needs at least 3 and --hold at least 1");
+  return o;
+}
+
+interface Runtime {
+  name: string;
+  client: CriClient;
+  pid: () => number;
+  monitors: () => number[];
+  times: Record<Step, number[]>;
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0);
+}
+
+function pssKiB(pid: number): number {
+  try {
+    const m = /Pss:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+    return Number(m?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function pidsByExe(exeSuffix: string, mention: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+      if (cmd[0]?.endsWith(exeSuffix) && cmd.join(" ").includes(mention)) out.push(Number(e));
+    } catch {}
+  }
+  return out;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : Number.NaN;
+};
+const p90 = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(s.length * 0.9) - 1)]! : Number.NaN;
+};
+
+async function timed<T>(rt: Runtime, step: Step, fn: () => Promise<T>): Promise<T> {
+  const t0 = process.hrtime.bigint();
+  const r = await fn();
+  rt.times[step].push(Number(process.hrtime.bigint() - t0) / 1e6);
+  return r;
+}
+
+async function podLife(rt: Runtime, image: string, n: number, logDir: string): Promise<void> {
+  const config: cri.CriRequest<cri.PodSandboxConfig> = {
+    metadata: { name: `bench-${n}`, namespace: "bench", uid: `bench-${rt.name}-${n}-${process.pid}`, attempt: 0 },
+    hostname: `bench-${n}`,
+    logDirectory: join(logDir, rt.name, String(n)),
+    linux: {},
+  };
+  const { podSandboxId } = await timed(rt, "RunPodSandbox", () => rt.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config }));
+  const ctr = { metadata: { name: "c", attempt: 0 }, image: { image }, command: ["sleep", "600"], logPath: "c.log", linux: {} };
+  const { containerId } = await timed(rt, "CreateContainer", () => rt.client.runtimeCall<cri.CreateContainerResponse>("CreateContainer", { podSandboxId, config: ctr, sandboxConfig: config }));
+  await timed(rt, "StartContainer", () => rt.client.runtimeCall("StartContainer", { containerId }));
+  await timed(rt, "StopContainer", () => rt.client.runtimeCall("StopContainer", { containerId, timeout: "0" }));
+  await timed(rt, "RemoveContainer", () => rt.client.runtimeCall("RemoveContainer", { containerId }));
+  await timed(rt, "StopPodSandbox", () => rt.client.runtimeCall("StopPodSandbox", { podSandboxId }));
+  await timed(rt, "RemovePodSandbox", () => rt.client.runtimeCall("RemovePodSandbox", { podSandboxId }));
+}
+
+async function holdPods(rt: Runtime, image: string, count: number, logDir: string): Promise<{ rss: number; monitorPss: number[] }> {
+  const ids: string[] = [];
+  for (let n = 0; n < count; n++) {
+    const config = { metadata: { name: `hold-${n}`, namespace: "bench", uid: `hold-${rt.name}-${n}-${process.pid}`, attempt: 0 }, logDirectory: join(logDir, rt.name, `hold-${n}`), linux: {} };
+    const { podSandboxId } = await rt.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config });
+    ids.push(podSandboxId);
+    const ctr = { metadata: { name: "c", attempt: 0 }, image: { image }, command: ["sleep", "600"], logPath: "c.log", linux: {} };
+    const { containerId } = await rt.client.runtimeCall<cri.CreateContainerResponse>("CreateContainer", { podSandboxId, config: ctr, sandboxConfig: config });
+    await rt.client.runtimeCall("StartContainer", { containerId });
+  }
+  await sleep(1000);
+  const rss = rssKiB(rt.pid());
+  const monitorPss = rt.monitors().map(pssKiB).filter((x) => x > 0);
+  for (const id of ids) {
+    await rt.client.runtimeCall("StopPodSandbox", { podSandboxId: id });
+    await rt.client.runtimeCall("RemovePodSandbox", { podSandboxId: id });
+  }
+  return { rss, monitorPss };
+}
+
+function table(rows: string[][]): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r, j) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ") + (j === 0 ? `\n${w.map((x) => "-".repeat(x)).join("  ")}` : "")).join("\n");
+}
+
+async function main(): Promise<void> {
+  const opts = options(process.argv.slice(2));
+  if (!existsSync(join(ANCHORS, "start.sh")) || !existsSync("/usr/bin/containerd")) throw new Error(`containerd or ${ANCHORS}/start.sh is missing (apt-get install containerd)`);
+  const net = hostNetworkSnapshot();
+  const work = await mkdtemp(join(tmpdir(), "berth-bench-cri-"));
+  const cbase = join(work, "containerd");
+  let registry: Awaited<ReturnType<typeof startRegistry>> | undefined;
+  let berth: TestDaemon | undefined;
+  let containerd: CriClient | undefined;
+  const berthBridge = `bb${process.pid % 100000}`;
+  const cleanup = async () => {
+    for (const c of [berth?.client, containerd]) {
+      if (!c) continue;
+      try {
+        const { items } = await c.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", {});
+        for (const p of items) {
+          await c.runtimeCall("StopPodSandbox", { podSandboxId: p.id }).catch(() => {});
+          await c.runtimeCall("RemovePodSandbox", { podSandboxId: p.id }).catch(() => {});
+        }
+      } catch {}
+    }
+    containerd?.close();
+    await berth?.stop().catch(() => {});
+    try {
+      execFileSync("sh", [join(ANCHORS, "stop.sh"), cbase], { stdio: "ignore" });
+    } catch {}
+    await forceClean(work, cgroupDirsBelowSelf(`berth-bench-${process.pid}`));
+    restoreHostNetwork(net, berthBridge);
+    await registry?.stop().catch(() => {});
+    await rm(work, { recursive: true, force: true });
+  };
+  process.once("SIGINT", () => {
+    cleanup().finally(() => process.exit(130));
+  });
+  try {
+    registry = await startRegistry();
+    await writeImageToLayout(join(work, "busybox"), { config: { Env: ["PATH=/bin"], Cmd: ["sh"] }, layers: [{ entries: busyboxRootfs() }] }, { tag: "v1" });
+    await writeImageToLayout(join(work, "pause"), { config: { Env: ["PATH=/bin"], Entrypoint: ["/bin/sleep"], Cmd: ["2147483647"] }, layers: [{ entries: busyboxRootfs() }] }, { tag: "v1" });
+    await pushLayout(join(work, "busybox"), "v1", registry.host, "bench/busybox");
+    await pushLayout(join(work, "pause"), "v1", registry.host, "bench/pause");
+    const image = `${registry.host}/bench/busybox:v1`;
+
+    berth = await startDaemon({
+      dir: join(work, "berth"),
+      insecureRegistries: [registry.host],
+      config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge: berthBridge, subnet: `10.89.${process.pid % 250}.0/24` }, logLevel: "warn" },
+    });
+    execFileSync("sh", [join(ANCHORS, "start.sh"), cbase, `${registry.host}/bench/pause:v1`, registry.host], { stdio: "inherit" });
+    containerd = new CriClient(join(cbase, "state", "containerd.sock"));
+    const containerdPid = Number(readFileSync(join(cbase, "containerd.pid"), "utf8"));
+
+    const runtimes: Runtime[] = [
+      { name: "berth", client: berth.client, pid: () => berth!.pid, monitors: () => pidsByExe("conmon", work), times: Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]> },
+      { name: "containerd", client: containerd, pid: () => containerdPid, monitors: () => pidsByExe("containerd-shim-runc-v2", cbase), times: Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]> },
+    ];
+    const pulls: Record<string, number> = {};
+    for (const rt of runtimes) {
+      const t0 = process.hrtime.bigint();
+      await rt.client.imageCall("PullImage", { image: { image } });
+      pulls[rt.name] = Number(process.hrtime.bigint() - t0) / 1e6;
+    }
+    // One warm-up life each, not counted (first CNI call, first snapshot of the image).
+    for (const rt of runtimes) {
+      await podLife(rt, image, -1, join(work, "logs"));
+      for (const s of STEPS) rt.times[s] = [];
+    }
+    const idle: Record<string, number> = {};
+    for (const rt of runtimes) idle[rt.name] = rssKiB(rt.pid());
+    for (let n = 0; n < opts.pods; n++) for (const rt of n % 2 ? [...runtimes].reverse() : runtimes) await podLife(rt, image, n, join(work, "logs"));
+    const held: Record<string, { rss: number; monitorPss: number[] }> = {};
+    for (const rt of runtimes) held[rt.name] = await holdPods(rt, image, opts.hold, join(work, "logs"));
+
+    const [b, c] = runtimes as [Runtime, Runtime];
+    console.log(`berth vs containerd 1.6 (Debian, runc 1.1.5), ${opts.pods} pod lives each, taking turns; client-side ms per CRI call (median / p90)\n`);
+    const rows = [["step", "berth", "containerd", "berth × containerd"]];
+    for (const s of STEPS) rows.push([s, `${median(b.times[s]).toFixed(1)} / ${p90(b.times[s]).toFixed(1)}`, `${median(c.times[s]).toFixed(1)} / ${p90(c.times[s]).toFixed(1)}`, (median(b.times[s]) / median(c.times[s])).toFixed(2)]);
+    const cs = (rt: Runtime) => rt.times.CreateContainer.map((x, i) => x + rt.times.StartContainer[i]!);
+    rows.push(["Create + Start", median(cs(b)).toFixed(1), median(cs(c)).toFixed(1), (median(cs(b)) / median(cs(c))).toFixed(2)]);
+    const life = (rt: Runtime) => rt.times.RunPodSandbox.map((_, i) => STEPS.reduce((a, s) => a + rt.times[s][i]!, 0));
+    rows.push(["whole life", median(life(b)).toFixed(1), median(life(c)).toFixed(1), (median(life(b)) / median(life(c))).toFixed(2)]);
+    rows.push(["PullImage (cold, 1 layer)", pulls.berth!.toFixed(1), pulls.containerd!.toFixed(1), (pulls.berth! / pulls.containerd!).toFixed(2)]);
+    console.log(table(rows));
+    console.log("\nmemory (KiB)");
+    const mem = [["what", "berth", "containerd"]];
+    mem.push(["daemon RSS idle", String(idle.berth), String(idle.containerd)]);
+    mem.push([`daemon RSS with ${opts.hold} pods`, String(held.berth!.rss), String(held.containerd!.rss)]);
+    mem.push(["monitor PSS per container (median)", String(median(held.berth!.monitorPss)), String(median(held.containerd!.monitorPss))]);
+    mem.push(["monitors counted", String(held.berth!.monitorPss.length), String(held.containerd!.monitorPss.length)]);
+    console.log(table(mem));
+    console.log("\ngoals: each step ≤ containerd's median; create+start ≤ 1.0×; monitor ≤ 0.6 MiB PSS per container");
+    const worst = STEPS.filter((s) => median(b.times[s]) > median(c.times[s]));
+    console.log(`  steps slower than containerd: ${worst.length ? worst.join(", ") : "none"}`);
+    console.log(`  create+start: ${(median(cs(b)) / median(cs(c))).toFixed(2)}× → ${median(cs(b)) <= median(cs(c)) ? "met" : "NOT met"}`);
+    console.log(`  monitor PSS: ${(median(held.berth!.monitorPss) / 1024).toFixed(2)} MiB → ${median(held.berth!.monitorPss) <= 0.6 * 1024 ? "met" : "NOT met"}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exitCode = 1;
+});

@@ -1,0 +1,313 @@
+// One conmon per container (DESIGN.md, decision 3), driven as CRI-O drives it: conmon runs the
+// OCI runtime's `create` (berth's own, or runc), reports the init's PID on the sync pipe, then
+// stays as the container's parent and subreaper: it holds stdio, writes the CRI log file, writes
+// the exit code into the exit dir, and outlives the daemon. ExecSync is a second, short conmon in
+// exec mode whose output comes back through a log file. The daemon itself starts, inspects, signals
+// and deletes berth's containers in-process (no Node boot), and runs runc's commands for runc.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, watch } from "node:fs";
+import { mkdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from "../errors";
+import type { Logger } from "../log";
+import { openContainerCgroup } from "../oci/cgroup-of";
+import { containerStatus, deleteContainer, killContainer, startContainer } from "../oci/lifecycle";
+import type { Process, Spec } from "../oci/spec-types";
+import { readRecord } from "../oci/state-dir";
+import type { ContainerExit, ContainerMonitor, ExecSyncResult, RuntimeStatus } from "../pods/monitor";
+import type { ContainerRecord, RuntimeHandler } from "../pods/types";
+import { streamsOf } from "./cri-log-reader";
+
+const run = promisify(execFile);
+
+/** CRI-O caps ExecSync output at 16 MiB; so does berth. */
+const EXEC_OUTPUT_MAX = 16 * 1024 * 1024;
+/** How long conmon may take to report the runtime's create. */
+const CREATE_TIMEOUT_MS = 60_000;
+
+export interface ConmonOptions {
+  conmon: string;
+  /** Run state dir: exit files go to STATE/exits. */
+  state: string;
+  log: Logger;
+}
+
+interface SyncMessage {
+  data: number;
+  message?: string;
+}
+
+/** Reads conmon's sync pipe: one JSON object per line ({"data": N, "message": "…"}). */
+function readSync(child: ChildProcess, count: number, timeoutMs: number, what: string): Promise<SyncMessage[]> {
+  return new Promise((resolve, reject) => {
+    const pipe = child.stdio[3] as NodeJS.ReadableStream;
+    let buf = "";
+    const msgs: SyncMessage[] = [];
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      if (stderr.length < 8192) stderr += d.toString();
+    });
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      pipe.removeAllListeners("data");
+      pipe.removeAllListeners("end");
+      if (err) reject(err);
+      else resolve(msgs);
+    };
+    const timer = setTimeout(() => done(new DeadlineExceededError(`${what}: conmon did not report within ${timeoutMs / 1000} s`)), timeoutMs);
+    pipe.on("data", (d: Buffer) => {
+      buf += d.toString();
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+        if (!line) continue;
+        try {
+          msgs.push(JSON.parse(line) as SyncMessage);
+        } catch {
+          return done(new InternalError(`${what}: conmon sent an unreadable message: ${line.slice(0, 200)}`));
+        }
+        if (msgs.length >= count || (msgs.at(-1)?.data ?? 0) < 0) return done();
+      }
+    });
+    pipe.on("end", () => {
+      if (msgs.length) return done();
+      const conmonSaid = stderr
+        .split("\n")
+        .filter((l) => l && !l.includes("oom_score_adj"))
+        .join("; ");
+      done(new InternalError(`${what}: conmon ended without reporting${conmonSaid ? `: ${conmonSaid}` : ""}`));
+    });
+  });
+}
+
+function detach(child: ChildProcess): void {
+  for (const s of child.stdio) (s as { destroy?: () => void } | null)?.destroy?.();
+  child.unref();
+}
+
+/** The runtime's own words for a failure: conmon passes them on in the sync message. */
+function runtimeFailure(what: string, msg: SyncMessage | undefined): Error {
+  const text = (msg?.message ?? "").trim() || "no message";
+  return new FailedPreconditionError(`${what}: the OCI runtime failed: ${text}`);
+}
+
+export class ConmonMonitor implements ContainerMonitor {
+  readonly exitDir: string;
+
+  constructor(private readonly opts: ConmonOptions) {
+    this.exitDir = join(opts.state, "exits");
+    mkdirSync(this.exitDir, { recursive: true, mode: 0o700 });
+  }
+
+  private containerDir(rec: ContainerRecord): string {
+    return join(rec.bundle, "..");
+  }
+
+  private persistDir(rec: ContainerRecord): string {
+    return join(this.containerDir(rec), "conmon");
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    // Nothing of the daemon's Node environment (NODE_OPTIONS, NODE_EXTRA_CA_CERTS: ~35 ms per
+    // runtime boot) reaches the runtime conmon starts.
+    return { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", _OCI_SYNCPIPE: "3" };
+  }
+
+  private baseArgs(rec: ContainerRecord, handler: RuntimeHandler, uuid: string): string[] {
+    const args = ["--api-version", "1", "-c", rec.id, "-u", uuid, "-n", rec.name, "-r", handler.path];
+    for (const a of handler.args) args.push("--runtime-arg", a);
+    args.push("-b", rec.bundle, "--socket-dir-path", join(this.opts.state, "attach"), "--full-attach", "--log-level", "info", "--syslog");
+    return args;
+  }
+
+  async create(rec: ContainerRecord, handler: RuntimeHandler): Promise<{ pid: number; conmonPid: number }> {
+    const persist = this.persistDir(rec);
+    await mkdir(persist, { recursive: true, mode: 0o700 });
+    await mkdir(join(this.opts.state, "attach"), { recursive: true, mode: 0o700 });
+    const pidFile = join(persist, "pid");
+    const conmonPidFile = join(persist, "conmon.pid");
+    const args = [
+      ...this.baseArgs(rec, handler, rec.id),
+      "-p",
+      pidFile,
+      "-P",
+      conmonPidFile,
+      "--exit-dir",
+      this.exitDir,
+      "--persist-dir",
+      persist,
+      "-l",
+      `k8s-file:${rec.logPath}`,
+    ];
+    if (rec.config.tty) args.push("-t");
+    if (rec.config.stdin) args.push("-i");
+    if (rec.config.stdin && !rec.config.stdinOnce) args.push("--leave-stdin-open");
+    const what = `container ${rec.id.slice(0, 12)}`;
+    // Its own session: a signal to the daemon's process group never reaches conmon.
+    // conmon writes its `oom` marker into its working directory: the persist dir, where exitOf looks.
+    const child = spawn(this.opts.conmon, args, { cwd: persist, detached: true, env: this.env(), stdio: ["ignore", "ignore", "pipe", "pipe"] });
+    try {
+      const [msg] = await readSync(child, 1, CREATE_TIMEOUT_MS, `create ${what}`);
+      if (!msg || msg.data < 0) throw runtimeFailure(`create ${what}`, msg);
+      const conmonPid = Number(await readFile(conmonPidFile, "utf8").catch(() => "0"));
+      return { pid: msg.data, conmonPid };
+    } finally {
+      detach(child);
+    }
+  }
+
+  async start(rec: ContainerRecord, handler: RuntimeHandler): Promise<void> {
+    if (handler.inProcess) return startContainer({ root: handler.root }, rec.id);
+    await this.runtime(handler, ["start", rec.id], `start container ${rec.id.slice(0, 12)}`);
+  }
+
+  async status(rec: ContainerRecord, handler: RuntimeHandler): Promise<RuntimeStatus> {
+    if (handler.inProcess) {
+      try {
+        const st = await containerStatus({ root: handler.root, cgroupFor: openContainerCgroup }, readRecord(handler.root, rec.id));
+        return st === "creating" ? "created" : st;
+      } catch (err) {
+        if (err instanceof NotFoundError) return "absent";
+        throw err;
+      }
+    }
+    try {
+      const { stdout } = await run(handler.path, [...handler.args, "state", rec.id], { env: this.env() });
+      return (JSON.parse(stdout) as { status: RuntimeStatus }).status;
+    } catch {
+      return "absent";
+    }
+  }
+
+  async kill(rec: ContainerRecord, handler: RuntimeHandler, signal: number, all: boolean): Promise<void> {
+    if (handler.inProcess) {
+      await killContainer({ root: handler.root, cgroupFor: openContainerCgroup }, rec.id, signal, all);
+      return;
+    }
+    await this.runtime(handler, ["kill", ...(all ? ["--all"] : []), rec.id, String(signal)], `kill container ${rec.id.slice(0, 12)}`);
+  }
+
+  async delete(rec: ContainerRecord, handler: RuntimeHandler): Promise<void> {
+    if (handler.inProcess) {
+      try {
+        await deleteContainer({ root: handler.root, cgroupFor: openContainerCgroup }, rec.id, true);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+      return;
+    }
+    await this.runtime(handler, ["delete", "--force", rec.id], `delete container ${rec.id.slice(0, 12)}`).catch((err: Error) => {
+      if (!/does not exist|not found/i.test(err.message)) throw err;
+    });
+  }
+
+  async exitOf(rec: ContainerRecord): Promise<ContainerExit | undefined> {
+    const file = join(this.exitDir, rec.id);
+    let text: string;
+    let mtimeMs: number;
+    try {
+      text = await readFile(file, "utf8");
+      mtimeMs = (await stat(file)).mtimeMs;
+    } catch {
+      return undefined;
+    }
+    const exitCode = Number.parseInt(text.trim(), 10);
+    if (!Number.isFinite(exitCode)) return undefined;
+    return { exitCode, finishedAt: mtimeMs, oomKilled: this.oomKilled(rec) };
+  }
+
+  /** conmon leaves an `oom` file in its persist dir when it saw the kernel OOM-kill the container. */
+  private oomKilled(rec: ContainerRecord): boolean {
+    return existsSync(join(this.persistDir(rec), "oom"));
+  }
+
+  watchExits(onExit: (id: string) => void): () => void {
+    const w = watch(this.exitDir, (_event, name) => {
+      if (name && !name.startsWith(".")) onExit(name.toString());
+    });
+    w.on("error", (err) => this.opts.log.error("exit-dir watch failed; exits are still found by polling", { dir: this.exitDir, error: err.message }));
+    return () => w.close();
+  }
+
+  async execSync(rec: ContainerRecord, handler: RuntimeHandler, cmd: string[], timeoutSeconds: number): Promise<ExecSyncResult> {
+    const spec = JSON.parse(readFileSync(join(rec.bundle, "config.json"), "utf8")) as Spec;
+    const uuid = randomBytes(8).toString("hex");
+    const dir = join(this.containerDir(rec), `exec-${uuid}`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      // The container's own process settings (user, env, cwd, capabilities, rlimits) with the
+      // command in place of its args, as runc exec --process expects.
+      const proc: Process = { ...spec.process!, args: cmd, terminal: false };
+      await writeFile(join(dir, "process.json"), JSON.stringify(proc));
+      const logPath = join(dir, "output.log");
+      const args = [...this.baseArgs(rec, handler, uuid), "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
+      if (timeoutSeconds > 0) args.push("-T", String(timeoutSeconds));
+      const child = spawn(this.opts.conmon, args, { cwd: dir, env: this.env(), stdio: ["ignore", "ignore", "pipe", "pipe"] });
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      const what = `exec in container ${rec.id.slice(0, 12)}`;
+      let msgs: SyncMessage[];
+      try {
+        // The exec'd pid, then its exit code. Without a timeout of its own the exec may run as
+        // long as it likes (CRI: timeout 0 means none); conmon enforces -T.
+        msgs = await readSync(child, 2, timeoutSeconds > 0 ? (timeoutSeconds + 10) * 1000 : 2 ** 31 - 1, what);
+      } finally {
+        detach(child);
+      }
+      await exited;
+      const [first, second] = msgs;
+      if (!first || first.data < 0) throw runtimeFailure(what, first);
+      if (!second) throw new InternalError(`${what}: conmon reported no exit code`);
+      if (second.data < 0 || /timed out/i.test(second.message ?? "")) {
+        throw new DeadlineExceededError(`${what}: ${JSON.stringify(cmd)} did not finish within its ${timeoutSeconds} s timeout and was killed`);
+      }
+      let text = "";
+      try {
+        const size = statSync(logPath).size;
+        text = size > EXEC_OUTPUT_MAX * 2 ? "" : await readFile(logPath, "utf8");
+      } catch {}
+      const { stdout, stderr } = streamsOf(text);
+      return { stdout: Buffer.from(stdout).subarray(0, EXEC_OUTPUT_MAX), stderr: Buffer.from(stderr).subarray(0, EXEC_OUTPUT_MAX), exitCode: second.data };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async reopenLog(rec: ContainerRecord): Promise<void> {
+    const ctl = join(rec.bundle, "ctl");
+    // conmon's control FIFO: "2 0 0" asks it to reopen the log file (kubelet rotated it).
+    const { open } = await import("node:fs/promises");
+    const fh = await open(ctl, "w");
+    try {
+      await fh.write("2 0 0\n");
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async cleanup(rec: ContainerRecord): Promise<void> {
+    await unlink(join(this.exitDir, rec.id)).catch(() => {});
+    const pid = rec.conmonPid;
+    if (pid && existsSync(`/proc/${pid}`)) {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+        if (cmdline.includes(rec.id) && cmdline.includes("conmon")) process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    await rm(this.persistDir(rec), { recursive: true, force: true });
+  }
+
+  private async runtime(handler: RuntimeHandler, args: string[], what: string): Promise<string> {
+    try {
+      const { stdout } = await run(handler.path, [...handler.args, ...args], { env: this.env(), timeout: 30_000 });
+      return stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new FailedPreconditionError(`${what}: ${handler.name} failed: ${(e.stderr || e.message).trim()}`);
+    }
+  }
+}
+

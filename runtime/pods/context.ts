@@ -1,0 +1,51 @@
+// Everything the pod and container operations share, handed to each of them (the operations
+// live one per file, as containerd's CRI service splits its methods; none reaches for a global).
+import { InvalidArgumentError } from "../errors";
+import type { ImageService } from "../image/types";
+import type { Syscalls } from "../linux/types";
+import type { Logger } from "../log";
+import type { Snapshotter } from "../snapshot/types";
+import type { KeyedMutex } from "../sync/keyed-mutex";
+import type { EventHub } from "./events";
+import type { NameIndex } from "./names";
+import type { RecordStore } from "./store";
+import type { ContainerMonitor } from "./monitor";
+import type { ContainerRecord, NamespacePinner, PodNetwork, RuntimeHandler, SandboxRecord } from "./types";
+
+export interface PodServiceConfig {
+  /** Persistent state (/var/lib/berth). */
+  root: string;
+  /** Run state (/run/berth): pinned namespaces, pod files, bundles, conmon's exit files. */
+  state: string;
+  /** Where pod cgroups go: relative = below the daemon's own cgroup, absolute = from each hierarchy's root. */
+  cgroupRoot: string;
+  /** runtime_handler → OCI runtime; "" and "berth" name berth's own. */
+  handlers: Record<string, RuntimeHandler>;
+  defaultHandler: string;
+}
+
+export interface PodContext {
+  config: PodServiceConfig;
+  sys: Syscalls;
+  sandboxes: RecordStore<SandboxRecord>;
+  containers: RecordStore<ContainerRecord>;
+  names: NameIndex;
+  /** One turn at a time per pod and per container id; different objects proceed in parallel. */
+  locks: KeyedMutex;
+  images: ImageService;
+  snapshotter: Snapshotter;
+  namespaces: NamespacePinner;
+  network: PodNetwork;
+  monitor: ContainerMonitor;
+  events: EventHub;
+  log: Logger;
+}
+
+export function handlerFor(ctx: PodContext, name: string | null | undefined): RuntimeHandler {
+  const key = name || ctx.config.defaultHandler;
+  const h = ctx.config.handlers[key];
+  if (!h) {
+    throw new InvalidArgumentError(`runtime_handler "${key}" is not configured; known handlers: ${Object.keys(ctx.config.handlers).join(", ")}`);
+  }
+  return h;
+}

@@ -1,0 +1,273 @@
+// The CRI RuntimeService of a real `berth serve`: pods without a pause image, containers under
+// conmon with berth's own runtime, CNI networking on a bridge of the test's own, logs in the
+// CRI format, limits that kill, and a daemon that survives its own SIGKILL. Driven through the
+// suite's CRI client, as kubelet and crictl drive it.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import type * as cri from "../../runtime/api/cri-v1";
+import { Code } from "../../runtime/errors";
+import { startDaemon, type TestDaemon } from "../support/daemon";
+import { freePort, startRegistry } from "../support/registry";
+import { buildTestImages, pushLayout, type TestImages } from "../support/test-images";
+import { containerConfig, forceClean, mountsBelow, podConfig, readCriLog, removeAllPods, runContainer, runPod, status, waitForState } from "../support/pods";
+import { cgroupDirsBelowSelf } from "../support/runtime-pair";
+import { hostNetworkSnapshot, type HostNetworkSnapshot, restoreHostNetwork } from "../support/host-network";
+
+const BRIDGE = `bp${process.pid % 100000}`;
+const SUBNET = `10.89.${process.pid % 250}.0/24`;
+const CGROUP_ROOT = `berth-test-pods-${process.pid}`;
+
+describe("CRI RuntimeService: pods and containers", () => {
+  let registry: Awaited<ReturnType<typeof startRegistry>>;
+  let daemon: TestDaemon;
+  let images: TestImages;
+  let work: string;
+  let busybox: string;
+  let net: HostNetworkSnapshot;
+  const logs = () => join(work, "logs");
+
+  before(async () => {
+    net = hostNetworkSnapshot();
+    work = await mkdtemp(join(tmpdir(), "berth-cri-pods-"));
+    registry = await startRegistry();
+    images = await buildTestImages(join(work, "layouts"));
+    await pushLayout(images.busybox.layout, images.busybox.tag, registry.host, images.busybox.repo);
+    busybox = `${registry.host}/${images.busybox.repo}:${images.busybox.tag}`;
+    daemon = await startDaemon({
+      dir: join(work, "daemon"),
+      insecureRegistries: [registry.host],
+      config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET } },
+    });
+    await daemon.client.imageCall("PullImage", { image: { image: busybox } });
+  });
+
+  after(async () => {
+    try {
+      if (daemon) await removeAllPods(daemon.client).catch(() => {});
+      await daemon?.stop();
+    } finally {
+      const leftovers = work ? await forceClean(work, cgroupDirsBelowSelf(CGROUP_ROOT)) : [];
+      restoreHostNetwork(net, BRIDGE);
+      await registry?.stop();
+      if (work) await rm(work, { recursive: true, force: true });
+      assert.deepEqual(leftovers, [], "the daemon removed everything itself");
+    }
+  });
+
+  const pod = (name: string, extra: Parameters<typeof podConfig>[1] = {}) => podConfig(name, { logDirectory: join(logs(), name), ...extra });
+
+  test("RunPodSandbox gives a ready pod with an IP on berth's bridge; its containers share localhost and IPC", async () => {
+    const cfg = pod("pair");
+    const podId = await runPod(daemon.client, cfg);
+    const st = (await daemon.client.runtimeCall<cri.PodSandboxStatusResponse>("PodSandboxStatus", { podSandboxId: podId })).status!;
+    assert.equal(st.state, "SANDBOX_READY");
+    assert.match(st.network!.ip, new RegExp(`^10\\.89\\.${process.pid % 250}\\.\\d+$`));
+    const server = await runContainer(daemon.client, podId, cfg, containerConfig("server", busybox, ["sh", "-c", "echo hello-from-server > /tmp/index.html && echo shm > /dev/shm/marker && httpd -f -p 8080 -h /tmp"]));
+    await waitForState(daemon.client, server, "CONTAINER_RUNNING");
+    const client = await runContainer(daemon.client, podId, cfg, containerConfig("client", busybox, ["sleep", "600"]));
+    let body = "";
+    for (let i = 0; i < 50 && !body.includes("hello"); i++) {
+      const r = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: client, cmd: ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html"], timeout: "5" });
+      body = Buffer.from(r.stdout).toString();
+      if (!body) await sleep(100);
+    }
+    assert.equal(body.trim(), "hello-from-server", "the client reaches the server on localhost");
+    const ipc = async (id: string) => Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["readlink", "/proc/self/ns/ipc"], timeout: "5" })).stdout).toString();
+    assert.equal(await ipc(server), await ipc(client), "one IPC namespace");
+    const shm = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: client, cmd: ["cat", "/dev/shm/marker"], timeout: "5" });
+    assert.equal(Buffer.from(shm.stdout).toString().trim(), "shm", "one /dev/shm");
+    const host = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: client, cmd: ["hostname"], timeout: "5" });
+    assert.equal(Buffer.from(host.stdout).toString().trim(), "pair");
+  });
+
+  test("a hostPort is reached from the host on 127.0.0.1", async () => {
+    const hostPort = await freePort();
+    const cfg = pod("web", { portMappings: [{ protocol: "TCP", containerPort: 80, hostPort, hostIp: "" }] });
+    const podId = await runPod(daemon.client, cfg);
+    await runContainer(daemon.client, podId, cfg, containerConfig("httpd", busybox, ["sh", "-c", "echo through-hostport > /tmp/index.html && httpd -f -p 80 -h /tmp"]));
+    let text = "";
+    for (let i = 0; i < 50 && !text; i++) {
+      text = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then((r) => r.text()).catch(() => "");
+      if (!text) await sleep(100);
+    }
+    assert.equal(text.trim(), "through-hostport");
+    await daemon.client.runtimeCall("StopPodSandbox", { podSandboxId: podId });
+    const after = await fetch(`http://127.0.0.1:${hostPort}/index.html`, { signal: AbortSignal.timeout(1000) }).then((r) => r.text()).catch(() => "refused");
+    assert.equal(after, "refused", "the port mapping goes with the pod's network");
+  });
+
+  test("stdout and stderr land in the CRI log file, partial lines tagged P", async () => {
+    const cfg = pod("logger");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("logger", busybox, ["sh", "-c", "echo out-1; echo err-1 >&2; printf no-newline"]));
+    const st = await waitForState(daemon.client, id, "CONTAINER_EXITED");
+    assert.equal(st.exitCode, 0);
+    assert.equal(st.reason, "Completed");
+    assert.equal(st.logPath, join(logs(), "logger", "logger.log"));
+    const lines = readCriLog(st.logPath);
+    assert.deepEqual(
+      lines.filter((l) => l.stream === "stdout"),
+      [
+        { stream: "stdout", tag: "F", content: "out-1" },
+        { stream: "stdout", tag: "P", content: "no-newline" },
+      ],
+    );
+    assert.deepEqual(lines.filter((l) => l.stream === "stderr"), [{ stream: "stderr", tag: "F", content: "err-1" }]);
+  });
+
+  test("exit codes and reasons: 3 is Error, a memory limit that kills is OOMKilled", async () => {
+    const cfg = pod("exits");
+    const podId = await runPod(daemon.client, cfg);
+    const three = await runContainer(daemon.client, podId, cfg, containerConfig("three", busybox, ["sh", "-c", "exit 3"]));
+    const st3 = await waitForState(daemon.client, three, "CONTAINER_EXITED");
+    assert.equal(st3.exitCode, 3);
+    assert.equal(st3.reason, "Error");
+    const oom = await runContainer(
+      daemon.client,
+      podId,
+      cfg,
+      containerConfig("oom", busybox, ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1"], { linux: { resources: { memoryLimitInBytes: String(16 * 1024 * 1024) } } }),
+    );
+    const stOom = await waitForState(daemon.client, oom, "CONTAINER_EXITED");
+    assert.equal(stOom.reason, "OOMKilled");
+    assert.equal(stOom.exitCode, 137);
+  });
+
+  test("StopContainer kills a process that ignores SIGTERM once the timeout passes", async () => {
+    const cfg = pod("stubborn");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("stubborn", busybox, ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    await daemon.client.runtimeCall("StopContainer", { containerId: id, timeout: "1" });
+    const st = await status(daemon.client, id);
+    assert.equal(st.state, "CONTAINER_EXITED");
+    assert.equal(st.exitCode, 137, "SIGKILL ended it");
+  });
+
+  test("ExecSync returns stdout, stderr and the exit code", async () => {
+    const cfg = pod("exec");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("sleeper", busybox, ["sleep", "600"]));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const r = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["sh", "-c", "echo to-out; echo to-err >&2; exit 5"], timeout: "10" });
+    assert.equal(Buffer.from(r.stdout).toString(), "to-out\n");
+    assert.equal(Buffer.from(r.stderr).toString(), "to-err\n");
+    assert.equal(r.exitCode, 5);
+  });
+
+  test("ContainerStats move when the container works", async () => {
+    const cfg = pod("busy");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("busy", busybox, ["sh", "-c", "while true; do :; done"]));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const cpu = async () => BigInt((await daemon.client.runtimeCall<cri.ContainerStatsResponse>("ContainerStats", { containerId: id })).stats!.cpu!.usageCoreNanoSeconds!.value);
+    const first = await cpu();
+    await sleep(300);
+    const second = await cpu();
+    assert.ok(second > first, `cpu usage grows (${first} → ${second})`);
+    const stats = (await daemon.client.runtimeCall<cri.ContainerStatsResponse>("ContainerStats", { containerId: id })).stats!;
+    assert.ok(BigInt(stats.memory!.workingSetBytes!.value) > 0n, "a working set");
+    const podStats = (await daemon.client.runtimeCall<cri.PodSandboxStatsResponse>("PodSandboxStats", { podSandboxId: podId })).stats!;
+    assert.ok(BigInt(podStats.linux!.cpu!.usageCoreNanoSeconds!.value) >= second, "the pod's cgroup holds its container's usage");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
+  test("bad requests get the right gRPC codes and the daemon lives on", async () => {
+    const call = (m: string, r: object) => daemon.client.runtimeCall(m, r);
+    const code = (c: number) => (e: { code: number }) => e.code === c;
+    await assert.rejects(call("RunPodSandbox", {}), code(Code.INVALID_ARGUMENT));
+    await assert.rejects(call("CreateContainer", { podSandboxId: "" }), code(Code.INVALID_ARGUMENT));
+    await assert.rejects(call("ContainerStatus", { containerId: "f".repeat(64) }), code(Code.NOT_FOUND));
+    await assert.rejects(call("PodSandboxStatus", { podSandboxId: "f".repeat(64) }), code(Code.NOT_FOUND));
+    const cfg = pod("dup");
+    const podId = await runPod(daemon.client, cfg);
+    await assert.rejects(call("RunPodSandbox", { config: cfg }), code(Code.ALREADY_EXISTS));
+    const c = containerConfig("one", busybox, ["sleep", "600"]);
+    await call("CreateContainer", { podSandboxId: podId, config: c, sandboxConfig: cfg });
+    await assert.rejects(call("CreateContainer", { podSandboxId: podId, config: c, sandboxConfig: cfg }), code(Code.ALREADY_EXISTS));
+    const badMount = containerConfig("badmount", busybox, ["true"], { mounts: [{ containerPath: "/data", hostPath: "relative/path" }] });
+    await assert.rejects(call("CreateContainer", { podSandboxId: podId, config: badMount, sandboxConfig: cfg }), code(Code.INVALID_ARGUMENT));
+    await assert.rejects(call("CreateContainer", { podSandboxId: podId, config: containerConfig("noimage", `${registry.host}/not/pulled:v1`, ["true"]), sandboxConfig: cfg }), code(Code.NOT_FOUND));
+    await call("StopPodSandbox", { podSandboxId: podId });
+    await call("StopPodSandbox", { podSandboxId: podId });
+    await assert.rejects(call("CreateContainer", { podSandboxId: podId, config: containerConfig("late", busybox, ["true"]), sandboxConfig: cfg }), code(Code.FAILED_PRECONDITION));
+    await call("RemovePodSandbox", { podSandboxId: podId });
+    await call("RemovePodSandbox", { podSandboxId: podId });
+    const v = await daemon.client.runtimeCall<cri.VersionResponse>("Version", {});
+    assert.equal(v.runtimeName, "berth");
+  });
+
+  test("a daemon SIGKILL loses nothing: 3 running pods come back, an exit during the downtime is recorded", async () => {
+    const ids: Array<{ pod: string; ctr: string }> = [];
+    for (const name of ["keep-a", "keep-b", "keep-c"]) {
+      const cfg = pod(name);
+      const podId = await runPod(daemon.client, cfg);
+      ids.push({ pod: podId, ctr: await runContainer(daemon.client, podId, cfg, containerConfig(name, busybox, ["sleep", "600"])) });
+    }
+    const cfg = pod("ends-while-down");
+    const endsPod = await runPod(daemon.client, cfg);
+    const ends = await runContainer(daemon.client, endsPod, cfg, containerConfig("ends", busybox, ["sh", "-c", "sleep 2; exit 7"]));
+    await waitForState(daemon.client, ends, "CONTAINER_RUNNING");
+    await daemon.kill();
+    await sleep(3000);
+    await daemon.restart();
+    for (const { pod: p, ctr } of ids) {
+      const ps = (await daemon.client.runtimeCall<cri.PodSandboxStatusResponse>("PodSandboxStatus", { podSandboxId: p })).status!;
+      assert.equal(ps.state, "SANDBOX_READY");
+      assert.equal((await status(daemon.client, ctr)).state, "CONTAINER_RUNNING");
+      const r = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: ctr, cmd: ["true"], timeout: "5" });
+      assert.equal(r.exitCode, 0, "still reachable after the restart");
+    }
+    const st = await status(daemon.client, ends);
+    assert.equal(st.state, "CONTAINER_EXITED");
+    assert.equal(st.exitCode, 7);
+    for (const { pod: p } of ids) await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: p });
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: endsPod });
+    const gone = [...ids.flatMap((x) => [x.pod, x.ctr]), endsPod, ends];
+    assert.deepEqual(
+      mountsBelow(daemon.state).filter((m) => gone.some((id) => m.includes(id))),
+      [],
+      "no rootfs, /dev/shm or namespace mount of the removed pods is left",
+    );
+  });
+
+  test("runtime_handler runc runs the pod's containers with runc behind conmon", async () => {
+    const cfg = pod("with-runc");
+    const { podSandboxId } = await daemon.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config: cfg, runtimeHandler: "runc" });
+    const id = await runContainer(daemon.client, podSandboxId, cfg, containerConfig("c", busybox, ["sh", "-c", "echo via-runc; sleep 600"]));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const r = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["hostname"], timeout: "5" });
+    assert.equal(Buffer.from(r.stdout).toString().trim(), "with-runc");
+    const runcList = execFileSync("runc", ["--root", join(daemon.state, "runtimes", "runc"), "list", "-q"], { encoding: "utf8" });
+    assert.ok(runcList.split("\n").includes(id), "runc knows the container");
+    await daemon.client.runtimeCall("StopContainer", { containerId: id, timeout: "0" });
+    assert.equal((await status(daemon.client, id)).exitCode, 137);
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId });
+    assert.ok(!execFileSync("runc", ["--root", join(daemon.state, "runtimes", "runc"), "list", "-q"], { encoding: "utf8" }).includes(id), "and forgets it once removed");
+    await assert.rejects(
+      daemon.client.runtimeCall("RunPodSandbox", { config: pod("no-such-handler"), runtimeHandler: "kata" }),
+      (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /kata/.test(e.message),
+    );
+  });
+
+  test("ListPodSandbox and ListContainers filter by state, id prefix and labels", async () => {
+    const cfg = pod("listed", { labels: { tier: "listed" } });
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("listed", busybox, ["sleep", "600"], { labels: { tier: "listed" } }));
+    const pods = await daemon.client.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", { filter: { labelSelector: { tier: "listed" } } });
+    assert.deepEqual(pods.items.map((p) => p.id), [podId]);
+    const byPrefix = await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { id: id.slice(0, 12) } });
+    assert.deepEqual(byPrefix.containers.map((c) => c.id), [id]);
+    const running = await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { state: { state: "CONTAINER_RUNNING" }, labelSelector: { tier: "listed" } } });
+    assert.deepEqual(running.containers.map((c) => c.id), [id]);
+    await daemon.client.runtimeCall("StopPodSandbox", { podSandboxId: podId });
+    const ready = await daemon.client.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", { filter: { state: { state: "SANDBOX_READY" }, labelSelector: { tier: "listed" } } });
+    assert.deepEqual(ready.items, []);
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+});
