@@ -4,6 +4,7 @@
 // suite's CRI client, as kubelet and crictl drive it.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, renameSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -236,6 +237,37 @@ describe("CRI RuntimeService: pods and containers", () => {
     );
   });
 
+  test("a SIGKILL in the middle of RunPodSandbox or CreateContainer leaves a whole pod or nothing of it", async () => {
+    for (const delay of [5, 25, 60]) {
+      const cfg = pod(`crash-${delay}`);
+      const podId = await runPod(daemon.client, cfg);
+      // The second pod and the container are cut off at some point of their making.
+      const cfg2 = pod(`crash2-${delay}`);
+      const pending = [
+        daemon.client.runtimeCall("RunPodSandbox", { config: cfg2 }).catch(() => undefined),
+        daemon.client.runtimeCall("CreateContainer", { podSandboxId: podId, config: containerConfig("c", busybox, ["sleep", "600"]), sandboxConfig: cfg }).catch(() => undefined),
+      ];
+      await sleep(delay);
+      await daemon.kill();
+      await Promise.all(pending);
+      await daemon.restart();
+      const { items } = await daemon.client.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", {});
+      for (const p of items.filter((i) => i.metadata?.name === `crash2-${delay}`)) assert.equal(p.state, "SANDBOX_READY", "a pod that is listed is whole");
+      const { containers } = await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { podSandboxId: podId } });
+      for (const c of containers) {
+        assert.equal(c.state, "CONTAINER_CREATED", "a container that is listed was created");
+        await daemon.client.runtimeCall("StartContainer", { containerId: c.id });
+        assert.equal((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: c.id, cmd: ["true"], timeout: "5" })).exitCode, 0);
+      }
+      for (const p of items.filter((i) => i.metadata?.name?.startsWith("crash"))) await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: p.id });
+      // What is still mounted belongs to a pod or container that still exists (other tests' ones).
+      const pods = (await daemon.client.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", {})).items.map((i) => i.id);
+      const ctrs = (await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", {})).containers.map((c) => c.id);
+      const stray = mountsBelow(daemon.state).filter((m) => /\/(pods|ns\/\w+|containers)\//.test(m) && ![...pods, ...ctrs].some((id) => m.includes(id)));
+      assert.deepEqual(stray, [], `delay ${delay} ms: nothing half-made is left mounted`);
+    }
+  });
+
   test("runtime_handler runc runs the pod's containers with runc behind conmon", async () => {
     const cfg = pod("with-runc");
     const { podSandboxId } = await daemon.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config: cfg, runtimeHandler: "runc" });
@@ -255,6 +287,61 @@ describe("CRI RuntimeService: pods and containers", () => {
     );
   });
 
+  test("GetContainerEvents streams created, started, stopped and deleted, in order", async () => {
+    const stream = daemon.client.runtimeStream<cri.ContainerEventResponse>("GetContainerEvents", {});
+    const seen: Array<[string, string]> = [];
+    const reading = (async () => {
+      for await (const e of stream) {
+        seen.push([e.containerId, e.containerEventType]);
+        if (e.containerEventType === "CONTAINER_DELETED_EVENT") break;
+      }
+    })().catch(() => {});
+    await sleep(100);
+    const cfg = pod("events");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("ev", busybox, ["sleep", "600"]));
+    await daemon.client.runtimeCall("StopContainer", { containerId: id, timeout: "0" });
+    await daemon.client.runtimeCall("RemoveContainer", { containerId: id });
+    for (let i = 0; i < 50 && seen.length < 4; i++) await sleep(20);
+    stream.cancel();
+    await reading;
+    assert.deepEqual(
+      seen.filter(([c]) => c === id).map(([, t]) => t),
+      ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT", "CONTAINER_DELETED_EVENT"],
+    );
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
+  test("UpdateContainerResources changes the live memory limit; ReopenContainerLog starts a new file after rotation", async () => {
+    const cfg = pod("update");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("u", busybox, ["sh", "-c", "while true; do echo tick; sleep 0.1; done"], { linux: { resources: { memoryLimitInBytes: String(64 << 20) } } }));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const limit = async () => (await daemon.client.runtimeCall<cri.ContainerStatsResponse>("ContainerStats", { containerId: id })).stats!.memory!.availableBytes;
+    assert.ok(await limit(), "a limit is reported");
+    await daemon.client.runtimeCall("UpdateContainerResources", { containerId: id, linux: { memoryLimitInBytes: String(32 << 20) } });
+    const st = await status(daemon.client, id);
+    assert.equal(st.resources?.linux?.memoryLimitInBytes, String(32 << 20), "ContainerStatus reports the new limit");
+    const memDir = memoryCgroupOf(CGROUP_ROOT, id);
+    assert.equal(readFileSync(join(memDir, "memory.limit_in_bytes"), "utf8").trim(), String(32 << 20), "the kernel has the new limit");
+    const logPath = st.logPath;
+    renameSync(logPath, `${logPath}.1`);
+    await daemon.client.runtimeCall("ReopenContainerLog", { containerId: id });
+    for (let i = 0; i < 50 && !existsSync(logPath); i++) await sleep(50);
+    await sleep(300);
+    assert.ok(readCriLog(logPath).some((l) => l.content === "tick"), "new lines go to a new file at the old path");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
+  test("Status reports RuntimeReady and NetworkReady; RuntimeConfig names the cgroupfs driver", async () => {
+    const s = await daemon.client.runtimeCall<cri.StatusResponse>("Status", { verbose: true });
+    const cond = Object.fromEntries(s.status!.conditions.map((c) => [c.type, c.status]));
+    assert.deepEqual(cond, { RuntimeReady: true, NetworkReady: true });
+    assert.deepEqual(s.runtimeHandlers.map((h) => h.name).sort(), ["berth", "runc"]);
+    const rc = await daemon.client.runtimeCall<cri.RuntimeConfigResponse>("RuntimeConfig", {});
+    assert.equal(rc.linux?.cgroupDriver, "CGROUPFS");
+  });
+
   test("ListPodSandbox and ListContainers filter by state, id prefix and labels", async () => {
     const cfg = pod("listed", { labels: { tier: "listed" } });
     const podId = await runPod(daemon.client, cfg);
@@ -271,3 +358,21 @@ describe("CRI RuntimeService: pods and containers", () => {
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 });
+
+/** The container's directory in the v1 memory hierarchy, found below the daemon's cgroup root. */
+function memoryCgroupOf(root: string, id: string): string {
+  const base = cgroupDirsBelowSelf(root).find((d) => /\/memory(,|\/)/.test(d) || d.includes("/memory/"));
+  if (!base) throw new Error("no memory hierarchy");
+  const walk = (dir: string): string | undefined => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      if (e.name === id) return join(dir, e.name);
+      const found = walk(join(dir, e.name));
+      if (found) return found;
+    }
+    return undefined;
+  };
+  const found = walk(base);
+  if (!found) throw new Error(`no memory cgroup for ${id} below ${base}`);
+  return found;
+}
