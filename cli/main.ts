@@ -12,6 +12,16 @@ const commands: Record<string, { about: string; load: () => Promise<Command> }> 
   image: { about: "image subcommands: import", load: () => import("./images/image") },
   runtime: { about: "the low-level OCI runtime (runc-compatible; conmon calls it)", load: () => import("./runtime/index").then((m) => ({ run: (argv: string[]) => m.run(argv).then((code) => process.exit(code)) })) },
   push: { about: "push an image from the store to a registry", load: () => import("./images/push") },
+  pods: { about: "list pod sandboxes", load: () => import("./pods/pods") },
+  ps: { about: "list containers (running; -a for all)", load: () => import("./pods/ps") },
+  logs: { about: "print a container's log (-f to follow)", load: () => import("./pods/logs") },
+  inspect: { about: "a container's or pod's status, verbose, as JSON", load: () => import("./pods/inspect") },
+  "exec-sync": { about: "run a command in a container and wait for it", load: () => import("./pods/exec-sync") },
+  "run-pod": { about: "run a pod and its containers from CRI config files (crictl runp + create + start)", load: () => import("./pods/run-pod") },
+  stop: { about: "stop containers", load: () => import("./pods/remove").then((m) => m.command("stop")) },
+  rm: { about: "remove containers", load: () => import("./pods/remove").then((m) => m.command("rm")) },
+  stopp: { about: "stop pods", load: () => import("./pods/remove").then((m) => m.command("stopp")) },
+  rmp: { about: "remove pods", load: () => import("./pods/remove").then((m) => m.command("rmp")) },
 };
 
 const USAGE = `usage: berth [--socket PATH] <command> [options]

@@ -28,7 +28,8 @@ export interface ContainerSpecInput {
   rootfs: string;
   sandbox: {
     id: string;
-    namespaces: { network?: string; ipc?: string; uts?: string };
+    /** Pinned namespace files; pid is the pod's shared PID namespace (pid mode POD). */
+    namespaces: { network?: string; ipc?: string; uts?: string; pid?: string };
     hostname: string;
     files: { resolvConf?: string; hosts?: string; hostname?: string; shm?: string };
   };
@@ -304,8 +305,11 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
   const ns = sandboxConfig.linux?.securityContext?.namespaceOptions;
 
   const namespaces: NonNullable<Spec["linux"]>["namespaces"] = [{ type: "mount" }];
-  const pidMode = sc?.namespaceOptions?.pid ?? ns?.pid ?? "CONTAINER";
-  if (pidMode !== "NODE") namespaces.push({ type: "pid" });
+  // The container's own choice wins over the pod's (kubelet sets both); the wire default is POD.
+  const pidMode = sc?.namespaceOptions ? (sc.namespaceOptions.pid ?? "POD") : (ns?.pid ?? "POD");
+  if (pidMode === "POD" && input.sandbox.namespaces.pid) namespaces.push({ type: "pid", path: input.sandbox.namespaces.pid });
+  else if (pidMode === "TARGET") throw new UnimplementedError("CreateContainer: pid mode TARGET is not supported by berth");
+  else if (pidMode !== "NODE") namespaces.push({ type: "pid" });
   if (input.sandbox.namespaces.network) namespaces.push({ type: "network", path: input.sandbox.namespaces.network });
   if (input.sandbox.namespaces.ipc) namespaces.push({ type: "ipc", path: input.sandbox.namespaces.ipc });
   if (input.sandbox.namespaces.uts) namespaces.push({ type: "uts", path: input.sandbox.namespaces.uts });

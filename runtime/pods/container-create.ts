@@ -105,7 +105,7 @@ export async function createContainer(ctx: PodContext, req: CriRequest<cri.Creat
         rootfs: c.rootfs,
         sandbox: {
           id: pod.id,
-          namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts },
+          namespaces: { network: pod.namespaces.net, ipc: pod.namespaces.ipc, uts: pod.namespaces.uts, pid: pod.pidHolder?.ns },
           hostname: pod.hostname,
           files: { resolvConf: pod.files.resolvConf, hosts: pod.files.hosts, hostname: pod.files.hostname, shm: pod.files.shm },
         },

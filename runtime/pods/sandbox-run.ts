@@ -14,6 +14,7 @@ import { criCgroupsPath } from "../cgroups/path";
 import { type PodContext, handlerFor } from "./context";
 import { sandboxName } from "./names";
 import { addPodIps, sandboxFilePaths, writeSandboxFiles } from "./sandbox-files";
+import { startPidHolder } from "./pid-holder";
 import { teardownSandbox } from "./sandbox-teardown";
 import { nowNanos } from "./time";
 import type { PodNetworkRequest, SandboxRecord } from "./types";
@@ -29,7 +30,8 @@ export function requireMetadata(config: CriRequest<cri.PodSandboxConfig> | null 
 
 export function namespaceMode(config: CriRequest<cri.PodSandboxConfig>): { network: string; ipc: string; pid: string } {
   const o = config.linux?.securityContext?.namespaceOptions;
-  return { network: o?.network ?? "POD", ipc: o?.ipc ?? "POD", pid: o?.pid ?? "CONTAINER" };
+  // Unset is the wire default, POD, for all three, as containerd reads it (kubelet always sets them).
+  return { network: o?.network ?? "POD", ipc: o?.ipc ?? "POD", pid: o?.pid ?? "POD" };
 }
 
 /** The decoded form of what a hand-made request may leave out: records hold complete messages. */
@@ -68,10 +70,8 @@ export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodS
   const config = completeConfig(req.config!, metadata);
   const handler = handlerFor(ctx, req.runtimeHandler);
   const modes = namespaceMode(config);
-  if (modes.pid === "POD") {
-    throw new UnimplementedError(
-      "RunPodSandbox: a PID namespace shared by the whole pod (shareProcessNamespace) is not supported by berth yet; each container gets its own (CONTAINER) or the host's (NODE)",
-    );
+  if (modes.pid === "TARGET") {
+    throw new UnimplementedError("RunPodSandbox: pid mode TARGET (a container's PID namespace) is not supported by berth; use POD, CONTAINER or NODE");
   }
   const id = randomBytes(32).toString("hex");
   const name = sandboxName(metadata);
@@ -107,6 +107,10 @@ export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodS
       if (modes.ipc !== "NODE") kinds.push("ipc");
       rec.namespaces = kinds.length ? ctx.namespaces.pin(id, kinds, hostNetwork ? undefined : hostname) : {};
       await ctx.sandboxes.put(rec);
+      if (modes.pid === "POD") {
+        rec.pidHolder = await startPidHolder(id);
+        await ctx.sandboxes.put(rec);
+      }
 
       await writeSandboxFiles(ctx.sys, rec.files, { hostname, dns: config.dnsConfig, hostNetwork });
       if (!hostNetwork) {

@@ -41,6 +41,7 @@ export async function podSandboxStatus(ctx: PodContext, req: CriRequest<cri.PodS
       pid: 0,
       // No pause process: the pod is its pinned namespaces (DESIGN.md, decision 4).
       namespaces: rec.namespaces,
+      pidHolder: rec.pidHolder,
       files: rec.files,
       cgroupParent: rec.cgroupParent,
       runtimeHandler: rec.runtimeHandler,

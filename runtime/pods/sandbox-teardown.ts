@@ -4,6 +4,7 @@ import { rmdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { newCgroupManager } from "../cgroups/detect";
 import type { PodContext } from "./context";
+import { stopPidHolder } from "./pid-holder";
 import { networkRequest } from "./sandbox-run";
 import { removeSandboxFiles, unmountShm } from "./sandbox-files";
 import type { SandboxRecord } from "./types";
@@ -18,6 +19,7 @@ export async function releaseSandboxResources(ctx: PodContext, rec: SandboxRecor
     if (ctx.sandboxes.get(rec.id)) await ctx.sandboxes.put(rec);
   }
   ctx.namespaces.unpin(rec.namespaces);
+  stopPidHolder(rec.pidHolder);
   unmountShm(ctx.sys, rec.files);
 }
 

@@ -23,6 +23,8 @@ export interface SandboxRecord {
   hostname: string;
   /** Pinned namespace files; absent kinds are the host's. */
   namespaces: { net?: string; ipc?: string; uts?: string };
+  /** The process that keeps a pod-wide PID namespace (pid mode POD). */
+  pidHolder?: { pid: number; startTime: string; ns: string };
   /** Per-pod files bind-mounted into its containers. */
   files: { dir: string; resolvConf: string; hosts: string; hostname: string; shm?: string };
   /** The pod's cgroup (relative to berth's own, or absolute), and whether berth made it. */

@@ -268,6 +268,30 @@ describe("CRI RuntimeService: pods and containers", () => {
     }
   });
 
+  test("pid mode POD: the pod's containers see each other's processes; CONTAINER: each is PID 1 of its own", async () => {
+    const shared = pod("shared-pid", { linux: { securityContext: { namespaceOptions: { network: "POD", ipc: "POD", pid: "POD" } } } });
+    const podId = await runPod(daemon.client, shared);
+    const a = await runContainer(daemon.client, podId, shared, containerConfig("a", busybox, ["sleep", "601"]));
+    const b = await runContainer(daemon.client, podId, shared, containerConfig("b", busybox, ["sleep", "602"]));
+    await waitForState(daemon.client, b, "CONTAINER_RUNNING");
+    const ps = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: a, cmd: ["ps", "-o", "args"], timeout: "5" })).stdout).toString();
+    assert.match(ps, /sleep 601/);
+    assert.match(ps, /sleep 602/, "a sees b's process");
+    const { pidHolder } = JSON.parse((await daemon.client.runtimeCall<cri.PodSandboxStatusResponse>("PodSandboxStatus", { podSandboxId: podId, verbose: true })).info.info!) as { pidHolder: { pid: number } };
+    assert.ok(existsSync(`/proc/${pidHolder.pid}`), "the PID namespace's holder runs");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+    for (let i = 0; i < 50 && existsSync(`/proc/${pidHolder.pid}`); i++) await sleep(20);
+    assert.ok(!existsSync(`/proc/${pidHolder.pid}`) || readFileSync(`/proc/${pidHolder.pid}/stat`, "utf8").includes(") Z "), "and goes with the pod");
+
+    const own = pod("own-pid", { linux: { securityContext: { namespaceOptions: { network: "POD", ipc: "POD", pid: "CONTAINER" } } } });
+    const ownId = await runPod(daemon.client, own);
+    const c = await runContainer(daemon.client, ownId, own, containerConfig("c", busybox, ["sleep", "603"], { linux: { securityContext: { namespaceOptions: { pid: "CONTAINER" } } } }));
+    await waitForState(daemon.client, c, "CONTAINER_RUNNING");
+    const one = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: c, cmd: ["cat", "/proc/1/cmdline"], timeout: "5" })).stdout).toString();
+    assert.equal(one.replace(/\0/g, " ").trim(), "sleep 603");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: ownId });
+  });
+
   test("runtime_handler runc runs the pod's containers with runc behind conmon", async () => {
     const cfg = pod("with-runc");
     const { podSandboxId } = await daemon.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config: cfg, runtimeHandler: "runc" });
