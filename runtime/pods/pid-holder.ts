@@ -1,11 +1,13 @@
 // A PID namespace shared by a pod's containers (shareProcessNamespace, CRI pid mode POD) needs a
 // process to keep it: a PID namespace whose init has exited accepts no new process. Without a
-// pause image, berth's holder is util-linux `unshare --pid --fork --kill-child sleep infinity`:
-// `sleep` is PID 1 of the pod's namespace and the containers join it by /proc/PID/ns/pid. It runs
-// in its own session, so it outlives the daemon with the pod; killing `unshare` kills it.
-// Limit: `sleep` does not reap, so processes orphaned inside the pod stay zombies until the pod stops.
+// pause image, berth's holder is util-linux `unshare --pid --fork --kill-child` running a shell
+// loop as PID 1 of the pod's namespace; the containers join it by /proc/PID/ns/pid. The shell
+// waits for its `sleep` with wait(-1), so it also reaps what is orphaned inside the pod, within a
+// second. It runs in its own session, so it outlives the daemon with the pod; killing `unshare`
+// kills it. Its command line names the pod's directory, so a holder whose pod record was never
+// written (a crash mid-RunPodSandbox) is found and ended by recovery.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { InternalError } from "../errors";
 import { processStartTime } from "../oci/state-dir";
@@ -18,8 +20,11 @@ export interface PidHolder {
   ns: string;
 }
 
-export async function startPidHolder(podId: string): Promise<PidHolder> {
-  const child = spawn("unshare", ["--pid", "--fork", "--kill-child=SIGKILL", "--", "sleep", "infinity"], { detached: true, stdio: "ignore" });
+const MARK = "berth-pid-holder";
+
+export async function startPidHolder(podId: string, podDir: string): Promise<PidHolder> {
+  const script = "trap 'exit 0' TERM; while :; do sleep 1; done";
+  const child = spawn("unshare", ["--pid", "--fork", "--kill-child=SIGKILL", "--", "/bin/sh", "-c", script, MARK, podDir], { detached: true, stdio: "ignore" });
   child.unref();
   const pid = child.pid;
   if (!pid) throw new InternalError(`pod ${podId.slice(0, 12)}: cannot start the holder of its PID namespace (unshare)`);
@@ -47,4 +52,26 @@ export function stopPidHolder(h: PidHolder | undefined): void {
   try {
     process.kill(h.pid, "SIGKILL");
   } catch {}
+}
+
+/** Holders of pods under `podsDir` (STATE/pods) that are not in `known`: left by a crash; killed by PID. */
+export function stopStrayPidHolders(podsDir: string, known: Set<string>): number[] {
+  const killed: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    if (!argv[0]?.endsWith("unshare") || !argv.includes(MARK)) continue;
+    const dir = argv[argv.indexOf(MARK) + 1] ?? "";
+    if (!dir.startsWith(`${podsDir}/`) || known.has(dir.slice(podsDir.length + 1))) continue;
+    try {
+      process.kill(Number(e), "SIGKILL");
+      killed.push(Number(e));
+    } catch {}
+  }
+  return killed;
 }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { removeContainerLocked } from "./container-stop";
 import { type PodContext, handlerFor } from "./context";
 import { recordExitIfAny } from "./exits";
+import { stopStrayPidHolders } from "./pid-holder";
 import { unmountRootfs } from "./rootfs-mount";
 import { removeSandboxFiles } from "./sandbox-files";
 import { teardownSandbox } from "./sandbox-teardown";
@@ -78,6 +79,9 @@ export async function recover(ctx: PodContext): Promise<RecoveryReport> {
   }
 
   await removeOrphans(ctx, report);
+  for (const pid of stopStrayPidHolders(join(ctx.config.state, "pods"), new Set(ctx.sandboxes.list().map((p) => p.id)))) {
+    report.orphans.push(`PID namespace holder ${pid}`);
+  }
   return report;
 }
 

@@ -108,7 +108,7 @@ export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodS
       rec.namespaces = kinds.length ? ctx.namespaces.pin(id, kinds, hostNetwork ? undefined : hostname) : {};
       await ctx.sandboxes.put(rec);
       if (modes.pid === "POD") {
-        rec.pidHolder = await startPidHolder(id);
+        rec.pidHolder = await startPidHolder(id, rec.files.dir);
         await ctx.sandboxes.put(rec);
       }
 
