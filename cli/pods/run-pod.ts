@@ -22,6 +22,16 @@ export function camelCaseKeys(value: unknown, inMap = false): unknown {
   return out;
 }
 
+/**
+ * CRI's KeyValue.value is bytes on the wire, and grpc-js would read a string there as base64:
+ * env values from a file go as their UTF-8 bytes.
+ */
+export function envValuesAsBytes(config: Record<string, unknown>): Record<string, unknown> {
+  const envs = config.envs as Array<{ key?: string; value?: unknown }> | undefined;
+  if (!Array.isArray(envs)) return config;
+  return { ...config, envs: envs.map((e) => ({ ...e, value: Buffer.from(String(e.value ?? ""), "utf8") })) };
+}
+
 export async function readConfig(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
@@ -47,7 +57,7 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
   }
   const [podFile, ...ctrFiles] = positionals as [string, ...string[]];
   const podConfig = await readConfig(podFile);
-  const ctrConfigs = await Promise.all(ctrFiles.map(readConfig));
+  const ctrConfigs = (await Promise.all(ctrFiles.map(readConfig))).map(envValuesAsBytes);
   const client = await ctx.client();
   const { podSandboxId } = await client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config: podConfig, runtimeHandler: values.runtime ?? "" });
   ctx.out.write(`${podSandboxId}\n`);

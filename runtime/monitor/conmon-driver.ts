@@ -260,6 +260,10 @@ export class ConmonMonitor implements ContainerMonitor {
       await exited;
       const [first, second] = msgs;
       if (!first || first.data < 0) throw runtimeFailure(what, first);
+      // conmon -T kills the command when its time is up and reports no exit code.
+      if (!second && timeoutSeconds > 0) {
+        throw new DeadlineExceededError(`${what}: ${JSON.stringify(cmd)} did not finish within its ${timeoutSeconds} s timeout and was killed`);
+      }
       if (!second) throw new InternalError(`${what}: conmon reported no exit code`);
       if (second.data < 0 || /timed out/i.test(second.message ?? "")) {
         throw new DeadlineExceededError(`${what}: ${JSON.stringify(cmd)} did not finish within its ${timeoutSeconds} s timeout and was killed`);

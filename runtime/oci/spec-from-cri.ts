@@ -63,7 +63,9 @@ export function processEnv(config: CriRequest<cri.ContainerConfig>, image: Image
   }
   for (const kv of config.envs ?? []) {
     if (!kv?.key) continue;
-    env.set(kv.key, `${kv.key}=${kv.value ?? ""}`);
+    // KeyValue.value is bytes on the wire (cri-api 0.36); a hand-built request may give a string.
+    const v = kv.value as unknown;
+    env.set(kv.key, `${kv.key}=${Buffer.isBuffer(v) || v instanceof Uint8Array ? Buffer.from(v).toString("utf8") : String(v ?? "")}`);
   }
   if (!env.has("PATH")) env.set("PATH", DEFAULT_PATH);
   if (!env.has("HOSTNAME") && hostname) env.set("HOSTNAME", `HOSTNAME=${hostname}`);

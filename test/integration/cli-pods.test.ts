@@ -55,7 +55,7 @@ describe("berth pods, ps, logs, inspect, exec-sync, stop, rm, rmp, run-pod", () 
       join(work, "pod.yaml"),
       `metadata:\n  name: clipod\n  namespace: default\n  uid: cli-${process.pid}\nlog_directory: ${join(work, "logs")}\nlabels:\n  app.kubernetes.io/name: clipod\nlinux:\n  security_context:\n    namespace_options:\n      network: POD\n`,
     );
-    await writeFile(join(work, "ctr.yaml"), `metadata:\n  name: talker\nimage:\n  image: ${image}\ncommand: ["sh", "-c", "echo to-stdout; echo to-stderr >&2; sleep 600"]\nlog_path: talker.log\n`);
+    await writeFile(join(work, "ctr.yaml"), `metadata:\n  name: talker\nimage:\n  image: ${image}\ncommand: ["sh", "-c", "echo to-stdout $GREETING; echo to-stderr >&2; sleep 600"]\nenvs:\n  - key: GREETING\n    value: hello\nlog_path: talker.log\n`);
     const runp = await daemon.cli(["run-pod", "--pull", join(work, "pod.yaml"), join(work, "ctr.yaml")]);
     assert.equal(runp.code, 0, runp.stderr);
     const [podId, ctrId] = runp.stdout.trim().split("\n");
@@ -75,7 +75,7 @@ describe("berth pods, ps, logs, inspect, exec-sync, stop, rm, rmp, run-pod", () 
       logs = await daemon.cli(["logs", "talker"]);
     }
     assert.equal(logs.code, 0, logs.stderr);
-    assert.equal(logs.stdout, "to-stdout\n");
+    assert.equal(logs.stdout, "to-stdout hello\n", "env values from the file reach the container");
     assert.equal(logs.stderr, "to-stderr\n");
 
     const ex = await daemon.cli(["exec-sync", ctrId!.slice(0, 8), "--", "sh", "-c", "echo inside; exit 4"]);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, renameSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -290,6 +290,72 @@ describe("CRI RuntimeService: pods and containers", () => {
     const one = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: c, cmd: ["cat", "/proc/1/cmdline"], timeout: "5" })).stdout).toString();
     assert.equal(one.replace(/\0/g, " ").trim(), "sleep 603");
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: ownId });
+  });
+
+  test("the security context is applied: drop ALL, RuntimeDefault seccomp, no_new_privs, read-only rootfs and a read-only bind mount", async () => {
+    const cfg = pod("secure", { linux: { sysctls: { "net.ipv4.ip_unprivileged_port_start": "80" } } });
+    const podId = await runPod(daemon.client, cfg);
+    const data = join(work, "hostdata");
+    const id = await runContainer(
+      daemon.client,
+      podId,
+      cfg,
+      containerConfig("s", busybox, ["sleep", "600"], {
+        mounts: [{ containerPath: "/data", hostPath: data, readonly: true }],
+        linux: {
+          securityContext: {
+            capabilities: { dropCapabilities: ["ALL"], addCapabilities: ["NET_BIND_SERVICE"] },
+            seccomp: { profileType: "RuntimeDefault" },
+            noNewPrivs: true,
+            readonlyRootfs: true,
+            runAsUser: { value: "1000" },
+          },
+        },
+      }),
+    );
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const sh = async (script: string) => {
+      const r = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["sh", "-c", script], timeout: "5" });
+      return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
+    };
+    const status = (await sh("cat /proc/self/status")).out;
+    assert.match(status, /^Uid:\s+1000\s/m, "runs as uid 1000");
+    assert.match(status, /^CapBnd:\s+0000000000000400$/m, "only CAP_NET_BIND_SERVICE is left in the bounding set");
+    assert.match(status, /^NoNewPrivs:\s+1$/m);
+    assert.match(status, /^Seccomp:\s+2$/m, "a seccomp filter is loaded");
+    assert.notEqual((await sh("touch /rootfs-write")).code, 0, "the root filesystem is read-only");
+    assert.notEqual((await sh("touch /data/x")).code, 0, "the bind mount is read-only");
+    assert.equal((await sh("cat /proc/sys/net/ipv4/ip_unprivileged_port_start")).out.trim(), "80", "the pod's sysctl is set in its network namespace");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
+  test("a host-network pod sees the host's interfaces and hostname", async () => {
+    const cfg = pod("hostnet", { hostname: "", linux: { securityContext: { namespaceOptions: { network: "NODE", ipc: "POD", pid: "CONTAINER" } } } });
+    const podId = await runPod(daemon.client, cfg);
+    const st = (await daemon.client.runtimeCall<cri.PodSandboxStatusResponse>("PodSandboxStatus", { podSandboxId: podId })).status!;
+    assert.equal(st.linux?.namespaces?.options?.network, "NODE");
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("h", busybox, ["sleep", "600"]));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const links = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["cat", "/proc/net/dev"], timeout: "5" })).stdout).toString();
+    assert.ok(links.includes(BRIDGE), "the host's bridge is visible: the host's network namespace");
+    const name = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["hostname"], timeout: "5" })).stdout).toString().trim();
+    assert.equal(name, hostname());
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
+  test("ExecSync past its timeout answers DEADLINE_EXCEEDED and leaves the container running", async () => {
+    const cfg = pod("exec-timeout");
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("t", busybox, ["sleep", "600"]));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    await assert.rejects(
+      daemon.client.runtimeCall("ExecSync", { containerId: id, cmd: ["sleep", "30"], timeout: "1" }),
+      (e: { code: number }) => e.code === Code.DEADLINE_EXCEEDED,
+    );
+    assert.equal((await status(daemon.client, id)).state, "CONTAINER_RUNNING");
+    const ps = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["ps", "-o", "args"], timeout: "5" })).stdout).toString();
+    assert.ok(!ps.includes("sleep 30"), `the timed-out command was killed:\n${ps}`);
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 
   test("runtime_handler runc runs the pod's containers with runc behind conmon", async () => {

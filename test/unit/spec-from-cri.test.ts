@@ -1,0 +1,169 @@
+// The OCI spec of a CRI container follows containerd's rules; every spec built validates against
+// the runtime-spec schema.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import type * as cri from "../../runtime/api/cri-v1";
+import { Code } from "../../runtime/errors";
+import { buildContainerSpec, type ContainerSpecInput, capabilitiesOf, processArgs, processEnv, processUser, stopSignalOf } from "../../runtime/oci/spec-from-cri";
+import type { Spec } from "../../runtime/oci/spec-types";
+import { DOCKER_DEFAULT_CAPS } from "../../runtime/security/capabilities";
+import { validateRuntimeSpecDoc } from "../support/oci-schemas";
+
+const work = mkdtempSync(join(tmpdir(), "berth-spec-cri-"));
+const rootfs = join(work, "rootfs");
+mkdirSync(join(rootfs, "etc"), { recursive: true });
+writeFileSync(join(rootfs, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n");
+writeFileSync(join(rootfs, "etc", "group"), "root:x:0:\napp:x:1000:\nvideo:x:44:app\naudio:x:29:app,other\n");
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function input(config: cri.CriRequest<cri.ContainerConfig>, image: ContainerSpecInput["image"]["config"] = { Cmd: ["sh"] }, pod: cri.CriRequest<cri.PodSandboxConfig> = {}): ContainerSpecInput {
+  return {
+    containerId: "c1",
+    config: { metadata: { name: "c" }, image: { image: "busybox" }, ...config },
+    sandboxConfig: { metadata: { name: "p", namespace: "ns", uid: "u" }, ...pod },
+    image: { id: "sha256:1", name: "busybox:latest", config: image },
+    rootfs,
+    sandbox: { id: "s1", namespaces: { network: "/run/berth/ns/net/s1", ipc: "/run/berth/ns/ipc/s1", uts: "/run/berth/ns/uts/s1" }, hostname: "p", files: { hosts: "/run/berth/pods/s1/hosts", resolvConf: "/run/berth/pods/s1/resolv.conf", hostname: "/run/berth/pods/s1/hostname", shm: "/run/berth/pods/s1/shm" } },
+    cgroupsPath: "berth/pod/c1",
+  };
+}
+
+function build(i: ContainerSpecInput): Spec {
+  const spec = buildContainerSpec(i);
+  validateRuntimeSpecDoc("config-schema.json", spec);
+  return spec;
+}
+
+describe("process", () => {
+  test("CRI command replaces the image entrypoint and drops its cmd; CRI args replace cmd", () => {
+    const image = { Entrypoint: ["/entry"], Cmd: ["default"] };
+    assert.deepEqual(processArgs({}, image), ["/entry", "default"]);
+    assert.deepEqual(processArgs({ args: ["x"] }, image), ["/entry", "x"]);
+    assert.deepEqual(processArgs({ command: ["/bin/other"] }, image), ["/bin/other"]);
+    assert.deepEqual(processArgs({ command: ["/bin/other"], args: ["y"] }, image), ["/bin/other", "y"]);
+    assert.throws(() => processArgs({}, {}), (e: { code: number }) => e.code === Code.INVALID_ARGUMENT);
+  });
+
+  test("CRI envs override the image's by key; PATH and HOSTNAME are filled in", () => {
+    assert.deepEqual(processEnv({ envs: [{ key: "A", value: Buffer.from("cri") }, { key: "C", value: Buffer.from("3") }] }, { Env: ["A=image", "B=2"] }, "p"), ["A=cri", "B=2", "C=3", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=p"]);
+  });
+
+  test("users: run_as_user over the image USER, names from the image's /etc/passwd, group memberships from /etc/group", () => {
+    assert.deepEqual(processUser({}, {}, rootfs), { uid: 0, gid: 0 });
+    assert.deepEqual(processUser({}, { User: "app" }, rootfs), { uid: 1000, gid: 1000, additionalGids: [44, 29] });
+    assert.deepEqual(processUser({ linux: { securityContext: { runAsUser: { value: "1000" }, runAsGroup: { value: "5" }, supplementalGroups: ["7"] } } }, { User: "root" }, rootfs), { uid: 1000, gid: 5, additionalGids: [44, 29, 7] });
+    assert.deepEqual(processUser({ linux: { securityContext: { runAsUsername: "app", supplementalGroupsPolicy: "Strict", supplementalGroups: ["7"] } } }, {}, rootfs), { uid: 1000, gid: 1000, additionalGids: [7] });
+    assert.deepEqual(processUser({}, { User: "1000:44" }, rootfs), { uid: 1000, gid: 44, additionalGids: [29] });
+    assert.throws(() => processUser({}, { User: "nobody" }, rootfs), (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /nobody/.test(e.message));
+  });
+
+  test("a symlinked /etc/passwd that points outside the rootfs is read inside it", () => {
+    const other = join(work, "evil");
+    mkdirSync(join(other, "etc"), { recursive: true });
+    writeFileSync(join(other, "etc", "passwd"), "root:x:0:0::/:/bin/sh\n");
+    symlinkSync("/etc/passwd", join(other, "etc", "passwd.link"));
+    // /etc/passwd → /etc/passwd.real inside the rootfs, never the host's
+    const r2 = join(work, "rootfs2");
+    mkdirSync(join(r2, "etc"), { recursive: true });
+    writeFileSync(join(r2, "etc", "passwd.real"), "svc:x:555:555::/:/bin/sh\n");
+    symlinkSync("/etc/passwd.real", join(r2, "etc", "passwd"));
+    assert.deepEqual(processUser({}, { User: "svc" }, r2), { uid: 555, gid: 555 });
+  });
+
+  test("the stop signal: CRI stop_signal, else the image's STOPSIGNAL, else SIGTERM", () => {
+    assert.equal(stopSignalOf({ stopSignal: "SIGINT" }, { StopSignal: "SIGQUIT" }), 2);
+    assert.equal(stopSignalOf({}, { StopSignal: "SIGQUIT" }), 3);
+    assert.equal(stopSignalOf({}, { StopSignal: "9" }), 9);
+    assert.equal(stopSignalOf({ stopSignal: "RUNTIME_DEFAULT" }, {}), 15);
+  });
+});
+
+describe("security", () => {
+  test("Docker's 14 capabilities by default; ALL in add grants all, ALL in drop clears the defaults before adds", () => {
+    assert.deepEqual(new Set(capabilitiesOf({})), new Set(DOCKER_DEFAULT_CAPS));
+    assert.ok(capabilitiesOf({ capabilities: { addCapabilities: ["ALL"] } }).includes("CAP_SYS_ADMIN"));
+    assert.deepEqual(capabilitiesOf({ capabilities: { dropCapabilities: ["ALL"], addCapabilities: ["NET_ADMIN"] } }), ["CAP_NET_ADMIN"]);
+    assert.ok(!capabilitiesOf({ capabilities: { dropCapabilities: ["CHOWN"] } }).includes("CAP_CHOWN"));
+    assert.throws(() => capabilitiesOf({ capabilities: { addCapabilities: ["NOT_A_CAP"] } }), (e: { code: number }) => e.code === Code.INVALID_ARGUMENT);
+  });
+
+  test("seccomp: none unless asked, Docker's profile for RuntimeDefault and runtime/default, none when privileged", () => {
+    assert.equal(build(input({})).linux!.seccomp, undefined);
+    assert.equal(build(input({ linux: { securityContext: { seccomp: { profileType: "RuntimeDefault" } } } })).linux!.seccomp!.defaultAction, "SCMP_ACT_ERRNO");
+    assert.ok(build(input({ linux: { securityContext: { seccompProfilePath: "runtime/default" } } })).linux!.seccomp);
+    assert.equal(build(input({ linux: { securityContext: { privileged: true, seccomp: { profileType: "RuntimeDefault" } } } })).linux!.seccomp, undefined);
+    const local = join(work, "profile.json");
+    writeFileSync(local, JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO" }] }));
+    assert.equal(build(input({ linux: { securityContext: { seccomp: { profileType: "Localhost", localhostRef: local } } } })).linux!.seccomp!.defaultAction, "SCMP_ACT_ALLOW");
+    assert.throws(() => build(input({ linux: { securityContext: { seccomp: { profileType: "Localhost", localhostRef: "relative.json" } } } })), (e: { code: number }) => e.code === Code.INVALID_ARGUMENT);
+  });
+
+  test("privileged: every capability, all devices, no masked or read-only paths, writable sysfs", () => {
+    const spec = build(input({ linux: { securityContext: { privileged: true } } }));
+    assert.ok(spec.process!.capabilities!.bounding!.includes("CAP_SYS_ADMIN"));
+    assert.deepEqual(spec.linux!.maskedPaths, []);
+    assert.deepEqual(spec.linux!.readonlyPaths, []);
+    assert.deepEqual(spec.linux!.resources!.devices![0], { allow: true, access: "rwm" });
+    assert.ok(spec.mounts!.find((m) => m.destination === "/sys")!.options!.includes("rw"));
+  });
+
+  test("kubelet's masked and read-only path lists replace containerd's defaults; read-only rootfs makes the pod files read-only too", () => {
+    const spec = build(input({ linux: { securityContext: { maskedPaths: ["/proc/kcore"], readonlyPaths: ["/proc/sys"], readonlyRootfs: true, noNewPrivs: true } } }));
+    assert.deepEqual(spec.linux!.maskedPaths, ["/proc/kcore"]);
+    assert.deepEqual(spec.linux!.readonlyPaths, ["/proc/sys"]);
+    assert.equal(spec.root!.readonly, true);
+    assert.equal(spec.process!.noNewPrivileges, true);
+    assert.ok(spec.mounts!.find((m) => m.destination === "/etc/hosts")!.options!.includes("ro"));
+  });
+});
+
+describe("namespaces, mounts and resources", () => {
+  test("the pod's network, IPC and UTS namespaces are joined by path; pid POD joins the pod's, CONTAINER gets its own, NODE the host's", () => {
+    const withPid = input({});
+    withPid.sandbox.namespaces.pid = "/proc/42/ns/pid";
+    const ns = (i: ContainerSpecInput) => build(i).linux!.namespaces!;
+    assert.deepEqual(ns(withPid), [{ type: "mount" }, { type: "pid", path: "/proc/42/ns/pid" }, { type: "network", path: "/run/berth/ns/net/s1" }, { type: "ipc", path: "/run/berth/ns/ipc/s1" }, { type: "uts", path: "/run/berth/ns/uts/s1" }]);
+    assert.deepEqual(ns(input({ linux: { securityContext: { namespaceOptions: { pid: "CONTAINER" } } } }))[1], { type: "pid" });
+    assert.ok(!ns(input({ linux: { securityContext: { namespaceOptions: { pid: "NODE" } } } })).some((n) => n.type === "pid"));
+  });
+
+  test("CRI mounts keep their propagation and read-only flag, shallower first; a CRI mount over /etc/hosts replaces the pod's", () => {
+    const spec = build(
+      input({
+        mounts: [
+          { containerPath: "/data/sub", hostPath: join(work, "a"), propagation: "PROPAGATION_BIDIRECTIONAL" },
+          { containerPath: "/data", hostPath: join(work, "b"), readonly: true, propagation: "PROPAGATION_HOST_TO_CONTAINER" },
+          { containerPath: "/etc/hosts", hostPath: join(work, "hosts") },
+        ],
+      }),
+    );
+    const binds = spec.mounts!.filter((m) => m.source?.startsWith(work));
+    assert.deepEqual(
+      binds.map((m) => [m.destination, m.options]),
+      [
+        ["/data", ["rbind", "rslave", "ro"]],
+        ["/data/sub", ["rbind", "rshared", "rw"]],
+        ["/etc/hosts", ["rbind", "rprivate", "rw"]],
+      ],
+    );
+    assert.equal(spec.mounts!.filter((m) => m.destination === "/etc/hosts").length, 1);
+    assert.throws(() => build(input({ mounts: [{ containerPath: "/x", hostPath: "relative" }] })), (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /host_path/.test(e.message));
+  });
+
+  test("resources become linux.resources; the pod's sysctls and hostname, containerd's annotations", () => {
+    const spec = build(
+      input({ linux: { resources: { cpuShares: "512", cpuQuota: "50000", cpuPeriod: "100000", memoryLimitInBytes: String(64 << 20), cpusetCpus: "0" } }, annotations: { mine: "1" } }, { Cmd: ["sh"] }, { linux: { sysctls: { "net.ipv4.ip_forward": "0" } } }),
+    );
+    assert.deepEqual(spec.linux!.resources!.cpu, { shares: 512, quota: 50000, period: 100000, cpus: "0" });
+    assert.equal(spec.linux!.resources!.memory!.limit, 64 << 20);
+    assert.deepEqual(spec.linux!.sysctl, { "net.ipv4.ip_forward": "0" });
+    assert.equal(spec.hostname, "p");
+    assert.equal(spec.annotations!["io.kubernetes.cri.sandbox-id"], "s1");
+    assert.equal(spec.annotations!["io.kubernetes.cri.container-type"], "container");
+    assert.equal(spec.annotations!.mine, "1");
+    assert.equal(spec.linux!.cgroupsPath, "berth/pod/c1");
+  });
+});
