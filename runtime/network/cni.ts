@@ -11,6 +11,7 @@ import { FailedPreconditionError, InternalError } from "../errors";
 import type { Logger } from "../log";
 import type { PodNetwork, PodNetworkRequest } from "../pods/types";
 import { writeFileAtomic } from "../store/atomic";
+import { removeIdlePortmapChains } from "./portmap-chains";
 import { defaultConflist, DEFAULT_CONFLIST_NAME, ensureBridge, type DefaultNetworkOptions } from "./default-network";
 
 
@@ -184,6 +185,9 @@ export class CniNetwork implements PodNetwork {
     const netns = req.netns && existsSync(req.netns) ? req.netns : "";
     const del = { ...req, netns };
     for (const p of [...conf.plugins].reverse()) await this.invoke("DEL", p, conf, del, "eth0", stored?.result);
+    if (req.portMappings.length && conf.plugins.some((p) => p.type === "portmap")) {
+      if (await removeIdlePortmapChains()) this.opts.log.debug("removed portmap's idle nat chains: no hostPort is left on this host");
+    }
   }
 
   async setPodCidr(cidr: string): Promise<void> {

@@ -201,7 +201,8 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     }
 
     restore = enterNamespaces(sys, spec);
-    const made: { cgroup?: PreparedCgroup } = {};
+    const made: { cgroup?: PreparedCgroup; joined?: Promise<unknown> } = {};
+    const newCgroupNs = Boolean(spec.linux?.namespaces?.some((n) => n.type === "cgroup"));
     // What remains is done while the init boots: the seccomp filter, the cgroup, its configuration.
     const prepare = async (pid: number): Promise<InitConfig> => {
       restore?.();
@@ -217,7 +218,11 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       // The compiler and its syscall tables load only for a config that has a filter.
       const seccomp = spec.linux?.seccomp ? (await import("./seccomp-of")).compileContainerSeccomp(spec) : undefined;
       trace("create:seccomp");
-      await joined;
+      // A cgroup namespace is rooted where the init is when it unshares one: then the move must be
+      // done first. Otherwise the kernel's wait (10-18 ms, an RCU grace period) overlaps the init's
+      // own setup, and create waits for it only before it returns.
+      if (newCgroupNs) await joined;
+      else made.joined = joined;
       trace("create:joined");
       return {
         id: opts.id,
@@ -237,6 +242,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       };
     };
     child = await startStage(opts.initCommand, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`, prepare, opts.warn);
+    await made.joined;
     const pid = child.pid!;
 
     const record: ContainerRecord = {

@@ -67,6 +67,9 @@ export async function createContainer(ctx: PodContext, req: CriRequest<cri.Creat
     if (config.logPath) {
       logPath = isAbsolute(config.logPath) ? config.logPath : pod.config.logDirectory ? join(pod.config.logDirectory, config.logPath) : "";
       if (!logPath) throw new InvalidArgumentError(`CreateContainer: log_path "${config.logPath}" is relative but the pod has no log_directory`);
+    } else {
+      // No log path from the caller (crictl, berth run-pod): conmon needs one, and `berth logs` reads it.
+      logPath = join(dir, "container.log");
     }
     const r: ContainerRecord = {
       id,

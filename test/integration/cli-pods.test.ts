@@ -55,6 +55,7 @@ describe("berth pods, ps, logs, inspect, exec-sync, stop, rm, rmp, run-pod", () 
       join(work, "pod.yaml"),
       `metadata:\n  name: clipod\n  namespace: default\n  uid: cli-${process.pid}\nlog_directory: ${join(work, "logs")}\nlabels:\n  app.kubernetes.io/name: clipod\nlinux:\n  security_context:\n    namespace_options:\n      network: POD\n`,
     );
+    await writeFile(join(work, "pod2.yaml"), `metadata:\n  name: clipod2\n  namespace: default\n  uid: cli2-${process.pid}\n`);
     await writeFile(join(work, "ctr.yaml"), `metadata:\n  name: talker\nimage:\n  image: ${image}\ncommand: ["sh", "-c", "echo to-stdout $GREETING; echo to-stderr >&2; sleep 600"]\nenvs:\n  - key: GREETING\n    value: hello\nlog_path: talker.log\n`);
     const runp = await daemon.cli(["run-pod", "--pull", join(work, "pod.yaml"), join(work, "ctr.yaml")]);
     assert.equal(runp.code, 0, runp.stderr);
@@ -87,6 +88,18 @@ describe("berth pods, ps, logs, inspect, exec-sync, stop, rm, rmp, run-pod", () 
     assert.ok(inspect.info.info.pid > 0);
     const inspectPod = JSON.parse((await daemon.cli(["inspect", podId!.slice(0, 10)])).stdout) as { status: { state: string } };
     assert.equal(inspectPod.status.state, "SANDBOX_READY");
+
+    // A container without a log path still logs (to berth's own file), and `berth logs` reads it.
+    await writeFile(join(work, "quiet.yaml"), `metadata:\n  name: nolog\nimage:\n  image: ${image}\ncommand: ["sh", "-c", "echo unlogged-but-kept; sleep 600"]\n`);
+    const second = await daemon.cli(["run-pod", join(work, "pod2.yaml"), join(work, "quiet.yaml")]);
+    assert.equal(second.code, 0, second.stderr);
+    let quiet = "";
+    for (let i = 0; i < 20 && !quiet; i++) {
+      quiet = (await daemon.cli(["logs", "nolog"])).stdout;
+      if (!quiet) await sleep(100);
+    }
+    assert.equal(quiet, "unlogged-but-kept\n");
+    assert.equal((await daemon.cli(["rmp", "-f", "clipod2"])).code, 0);
 
     const refused = await daemon.cli(["rm", "talker"]);
     assert.equal(refused.code, 1);

@@ -100,6 +100,10 @@ describe("CRI RuntimeService: pods and containers", () => {
     await daemon.client.runtimeCall("StopPodSandbox", { podSandboxId: podId });
     const after = await fetch(`http://127.0.0.1:${hostPort}/index.html`, { signal: AbortSignal.timeout(1000) }).then((r) => r.text()).catch(() => "refused");
     assert.equal(after, "refused", "the port mapping goes with the pod's network");
+    if (!net.natChains.has("CNI-HOSTPORT-DNAT")) {
+      const nat = execFileSync("iptables-save", ["-t", "nat"], { encoding: "utf8" });
+      assert.ok(!nat.includes("CNI-HOSTPORT"), "portmap's chains go with the last hostPort");
+    }
   });
 
   test("stdout and stderr land in the CRI log file, partial lines tagged P", async () => {
