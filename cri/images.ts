@@ -21,7 +21,7 @@ export function toCriImage(img: ImageRecord): Image {
     size: String(img.size),
     uid: uid === null ? null : { value: uid },
     username,
-    spec: { image: img.id, annotations: {} },
+    spec: { image: img.id, annotations: {}, userSpecifiedImage: "", runtimeHandler: "", imageRef: "" },
     pinned: img.pinned,
   };
 }
