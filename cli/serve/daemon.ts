@@ -74,7 +74,6 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     defaults: { bridge: config.cni.bridge, subnet: config.cni.subnet, ipamDataDir: join(config.root, "cni", "networks") },
     log,
   });
-  await network.init().catch((err: unknown) => log.error("pod network setup failed; NetworkReady stays false", { error: (err as Error).message }));
   const handlers: Record<string, RuntimeHandler> = {
     // conmon runs berth's runtime as `node dist/berth.js runtime …`: conmon puts --runtime-args
     // before the command, and no shell is needed in between.

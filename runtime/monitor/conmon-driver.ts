@@ -7,7 +7,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, watch } from "node:fs";
-import { mkdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from "../errors";
@@ -283,7 +283,6 @@ export class ConmonMonitor implements ContainerMonitor {
   async reopenLog(rec: ContainerRecord): Promise<void> {
     const ctl = join(rec.bundle, "ctl");
     // conmon's control FIFO: "2 0 0" asks it to reopen the log file (kubelet rotated it).
-    const { open } = await import("node:fs/promises");
     const fh = await open(ctl, "w");
     try {
       await fh.write("2 0 0\n");

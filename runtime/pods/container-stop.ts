@@ -11,6 +11,7 @@ import { containerEvent } from "./container-status";
 import { type PodContext, handlerFor } from "./context";
 import { recordExitIfAny, waitForExit } from "./exits";
 import { unmountRootfs } from "./rootfs-mount";
+import { forgetStats } from "./stats";
 
 const SIGKILL = 9;
 /** How long a SIGKILLed container may take to be reported gone before stop gives up. */
@@ -47,6 +48,7 @@ export async function removeContainerLocked(ctx: PodContext, id: string): Promis
   await rm(dirname(rec.bundle), { recursive: true, force: true });
   await ctx.containers.remove(id);
   ctx.names.release(rec.name, id);
+  forgetStats(id);
   if (rec.phase !== "creating") ctx.events.emit(containerEvent(ctx, rec, "CONTAINER_DELETED_EVENT"));
 }
 

@@ -94,13 +94,12 @@ export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodS
   const log = ctx.log.with({ pod: `${metadata.namespace}/${metadata.name}`, sandbox: id.slice(0, 12) });
   try {
     await ctx.locks.run(id, async () => {
-      await ctx.sandboxes.put(rec);
+      // Recorded before it is made: a crash right after mkdir still leaves a record that owns it.
       rec.cgroupParent = podCgroupPath(ctx.config.cgroupRoot, config.linux?.cgroupParent || `berth-pod-${id.slice(0, 12)}`);
       const cg = newCgroupManager(rec.cgroupParent, { root: "" });
-      const existed = cgroupExists(cg.location.dirs);
-      await cg.create();
-      rec.ownsCgroup = !existed;
+      rec.ownsCgroup = !cgroupExists(cg.location.dirs);
       await ctx.sandboxes.put(rec);
+      await cg.create();
 
       const kinds: Array<"net" | "ipc" | "uts"> = [];
       if (!hostNetwork) kinds.push("net", "uts");

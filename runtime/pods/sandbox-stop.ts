@@ -7,16 +7,16 @@ import { InvalidArgumentError } from "../errors";
 import { removeContainerLocked, stopContainerLocked } from "./container-stop";
 import type { PodContext } from "./context";
 import { releaseSandboxResources, teardownSandbox } from "./sandbox-teardown";
+import type { SandboxRecord } from "./types";
 
-function requireId(id: string | null | undefined, rpc: string): string {
+/** The pod a Stop/Remove names, or undefined when it is already gone (CRI: not an error; kubelet retries). */
+function podToEnd(ctx: PodContext, id: string | null | undefined, rpc: string): SandboxRecord | undefined {
   if (!id) throw new InvalidArgumentError(`${rpc}: pod_sandbox_id is required`);
-  return id;
+  return ctx.sandboxes.resolve(id);
 }
 
 export async function stopPodSandbox(ctx: PodContext, req: CriRequest<cri.StopPodSandboxRequest>): Promise<cri.StopPodSandboxResponse> {
-  const given = requireId(req.podSandboxId, "StopPodSandbox");
-  const found = ctx.sandboxes.resolve(given);
-  // CRI: stopping a pod that is already gone is not an error (kubelet retries after removal).
+  const found = podToEnd(ctx, req.podSandboxId, "StopPodSandbox");
   if (!found) return {};
   await ctx.locks.run(found.id, async () => {
     const rec = ctx.sandboxes.get(found.id);
@@ -35,8 +35,7 @@ export async function stopPodSandbox(ctx: PodContext, req: CriRequest<cri.StopPo
 }
 
 export async function removePodSandbox(ctx: PodContext, req: CriRequest<cri.RemovePodSandboxRequest>): Promise<cri.RemovePodSandboxResponse> {
-  const given = requireId(req.podSandboxId, "RemovePodSandbox");
-  const found = ctx.sandboxes.resolve(given);
+  const found = podToEnd(ctx, req.podSandboxId, "RemovePodSandbox");
   if (!found) return {};
   await ctx.locks.run(found.id, async () => {
     const rec = ctx.sandboxes.get(found.id);

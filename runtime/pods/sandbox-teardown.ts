@@ -7,6 +7,7 @@ import type { PodContext } from "./context";
 import { stopPidHolder } from "./pid-holder";
 import { networkRequest } from "./sandbox-run";
 import { removeSandboxFiles, unmountShm } from "./sandbox-files";
+import { forgetStats } from "./stats";
 import type { SandboxRecord } from "./types";
 
 /** Network down (CNI DEL with the stored result), namespaces unpinned, /dev/shm unmounted. */
@@ -30,6 +31,7 @@ export async function teardownSandbox(ctx: PodContext, rec: SandboxRecord): Prom
   if (rec.ownsCgroup && rec.cgroupParent) await removePodCgroup(ctx, rec.cgroupParent);
   await ctx.sandboxes.remove(rec.id);
   ctx.names.release(rec.name, rec.id);
+  forgetStats(rec.id);
 }
 
 /**

@@ -362,6 +362,22 @@ describe("CRI RuntimeService: pods and containers", () => {
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 
+  test("concurrent requests: one name, one pod; stop and remove of one container at once both succeed; different pods in parallel", async () => {
+    const same = pod("racer");
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => daemon.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config: same })));
+    const won = results.filter((r) => r.status === "fulfilled");
+    assert.equal(won.length, 1, "exactly one RunPodSandbox gets the name");
+    for (const r of results) if (r.status === "rejected") assert.equal((r.reason as { code: number }).code, Code.ALREADY_EXISTS);
+    const podId = (won[0] as PromiseFulfilledResult<cri.RunPodSandboxResponse>).value.podSandboxId;
+    const id = await runContainer(daemon.client, podId, same, containerConfig("r", busybox, ["sleep", "600"]));
+    await Promise.all([daemon.client.runtimeCall("StopContainer", { containerId: id, timeout: "0" }), daemon.client.runtimeCall("RemoveContainer", { containerId: id })]);
+    const { containers } = await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { podSandboxId: podId } });
+    assert.deepEqual(containers, []);
+    const many = await Promise.all([1, 2, 3].map((n) => runPod(daemon.client, pod(`parallel-${n}`))));
+    assert.equal(new Set(many).size, 3);
+    await Promise.all([podId, ...many].map((p) => daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: p })));
+  });
+
   test("runtime_handler runc runs the pod's containers with runc behind conmon", async () => {
     const cfg = pod("with-runc");
     const { podSandboxId } = await daemon.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config: cfg, runtimeHandler: "runc" });

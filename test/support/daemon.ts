@@ -50,16 +50,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const socket = join(state, "berth.sock");
   let output = "";
   let child: ChildProcess;
-  let configFile: string | undefined;
-  if (opts.config) {
-    await mkdir(dir, { recursive: true });
-    configFile = join(dir, "config.yaml");
-    await writeFile(configFile, JSON.stringify(opts.config, null, 2));
-  }
+  // Every test daemon keeps its CNI configuration in its own directory: none writes to
+  // /etc/cni/net.d or makes berth's default bridge on the host, whatever the test asks of it.
+  const given = opts.config ?? {};
+  const config = { ...given, cni: { confDir: join(dir, "cni"), bridge: `bd${process.pid % 100000}`, subnet: "10.93.0.0/24", ...(given.cni as object | undefined) } };
+  await mkdir(dir, { recursive: true });
+  const configFile = join(dir, "config.yaml");
+  await writeFile(configFile, JSON.stringify(config, null, 2));
 
   const launch = async () => {
     const args = [BERTH_JS, "serve", "--root", root, "--state", state, "--socket", socket, "--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug"];
-    if (configFile) args.push("--config", configFile);
+    args.push("--config", configFile);
     for (const r of opts.insecureRegistries ?? []) args.push("--insecure-registry", r);
     args.push(...(opts.args ?? []));
     // After a restart the log already holds the last run's "berth serving": look past it.

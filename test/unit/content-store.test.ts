@@ -73,6 +73,25 @@ describe("FileContentStore", () => {
       );
     }));
 
+  test("an ingest directory a crash left after its blob was committed is removed when the store opens; a partial one is kept", () =>
+    withRoot(async (root) => {
+      const data = Buffer.from("committed before the crash");
+      const d = digestOf(data);
+      await new FileContentStore(root).put(data, d);
+      // The crash: commit renamed data/ into blobs/ but did not get to remove the ingest directory.
+      const finished = join(root, "content", "ingest", `sha256-${d.slice(7)}`);
+      await mkdir(finished, { recursive: true });
+      await writeFile(join(finished, "ref"), JSON.stringify({ digest: d, size: data.length, startedAt: 0 }));
+      const partialData = randomBytes(100);
+      const partial = await new FileContentStore(root).ingest({ digest: digestOf(partialData), size: 100 });
+      await partial.write(partialData.subarray(0, 40));
+      await partial.close();
+      const reopened = new FileContentStore(root);
+      await reopened.put(Buffer.from("any write opens the store"));
+      assert.deepEqual(await readdir(join(root, "content", "ingest")), [`sha256-${digestOf(partialData).slice(7)}`]);
+      assert.deepEqual(await reopened.read(d), data);
+    }));
+
   test("a sha512 digest is verified with sha512", () =>
     withRoot(async (root) => {
       const store = new FileContentStore(root);

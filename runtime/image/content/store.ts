@@ -75,11 +75,25 @@ export class FileContentStore implements ContentStore {
     this.ready ??= (async () => {
       for (const alg of ["sha256", "sha512"]) await mkdir(join(this.blobsDir, alg), { recursive: true });
       await mkdir(this.ingestDir, { recursive: true });
+      await this.removeFinishedIngests();
     })().catch((err) => {
       this.ready = undefined;
       throw err;
     });
     return this.ready;
+  }
+
+  /**
+   * A crash between a commit's rename and its removal of the ingest directory leaves that
+   * directory behind while the blob is whole under its name: nothing would ever resume it, so
+   * it goes when the store opens.
+   */
+  private async removeFinishedIngests(): Promise<void> {
+    for (const name of await readdir(this.ingestDir).catch(() => [] as string[])) {
+      const m = /^(sha256|sha512)-([0-9a-f]+)$/.exec(name);
+      if (!m) continue;
+      if (await this.info(`${m[1]}:${m[2]}`).catch(() => undefined)) await rm(join(this.ingestDir, name), { recursive: true, force: true });
+    }
   }
 
   blobPath(digest: string): string {
