@@ -1,223 +1,324 @@
-// Pod networking through CNI plugins (DESIGN.md, decision 5), invoked as libcni invokes them:
-// the first network configuration of the conf dir in lexical order, each plugin of the list run
-// with CNI_COMMAND ADD in order (each given the previous one's result), DEL in reverse order with
-// the stored ADD result, and the loopback plugin for `lo`, as containerd does. The ADD result is
-// handed back to the caller, which stores it with the pod so DEL works after a daemon restart.
-import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-
-import { FailedPreconditionError, InternalError } from "../errors";
+// Pod networking through CNI plugins (DESIGN.md, decision 5), run the way libcni runs a network
+// configuration list, without libcni: ADD through the plugins in order, each given the previous
+// one's result; DEL in reverse order, each given the final ADD result; the loopback plugin for
+// the pod's `lo` first, as containerd does. The ADD result goes back to the pod service together
+// with the configuration it was made with, and comes back for DEL, so a pod is torn down the way
+// it was set up even after a daemon restart or a change in the conf dir.
+import { statfsSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { FailedPreconditionError, InternalError, InvalidArgumentError } from "../errors";
 import type { Logger } from "../log";
-import type { PodNetwork, PodNetworkRequest } from "../pods/types";
 import { writeFileAtomic } from "../store/atomic";
-import { removeIdlePortmapChains } from "./portmap-chains";
-import { defaultConflist, DEFAULT_CONFLIST_NAME, ensureBridge, type DefaultNetworkOptions } from "./default-network";
+import { SingleFlight } from "../sync/singleflight";
+import { loadNetworkConfig, pluginTypesOf } from "./conflist";
+import { ipsOf, parseResult, pluginFailure, podInterfaceOf } from "./cni-result";
+import { DEFAULT_NETWORK_NAME, defaultConflist, gatewayOf, ownBridgeOf, withSubnet, writeDefaultNetwork } from "./default-network";
+import { ensureBridge } from "./host-bridge";
+import { formatCidr, parseIpv4Cidr } from "./ipv4-cidr";
+import { ensureLocalnetGuard } from "./localnet-guard";
+import { cniArgs, execPlugin, findPlugin, pluginEnv, pluginStdin } from "./plugin-exec";
+import { PortmapChains } from "./portmap-chains";
+import type {
+  CapabilityArgs,
+  CniCommand,
+  CniResult,
+  DefaultNetworkOptions,
+  LoadedNetworkConfig,
+  NetworkConfigList,
+  NetworkStatus,
+  PluginConfig,
+  PodNetwork,
+  PodNetworkRequest,
+  PodNetworkResult,
+  PortMapping,
+  StoredAttachment,
+} from "./types";
 
+// The pieces callers used to import from here.
+export { loadNetworkConfig } from "./conflist";
+export { ipsOf } from "./cni-result";
+export { cniArgs } from "./plugin-exec";
 
-
-interface PluginConf {
-  type: string;
-  capabilities?: Record<string, boolean>;
-  [k: string]: unknown;
-}
-
-export interface NetworkConfList {
-  cniVersion: string;
-  name: string;
-  plugins: PluginConf[];
-  /** Where it was read from. */
-  file: string;
-}
-
-export interface CniOptions {
+export interface CniNetworkOptions {
   confDir: string;
+  /** Searched in order for plugin binaries, and passed to plugins as CNI_PATH. */
   binDirs: string[];
   /** berth's own network, written when the conf dir holds none. */
   defaults: DefaultNetworkOptions;
   log: Logger;
+  /** How long one plugin may run before it is killed (default 60 s). */
+  pluginTimeoutMs?: number;
+  /** The environment plugins start from (default: the daemon's). */
+  env?: NodeJS.ProcessEnv;
 }
 
-/** The first .conflist/.conf/.json file of `dir` in lexical order, as libcni picks it. */
-export function loadNetworkConfig(dir: string): NetworkConfList | undefined {
-  let files: string[];
-  try {
-    files = readdirSync(dir).filter((f) => /\.(conflist|conf|json)$/.test(f)).sort();
-  } catch {
-    return undefined;
-  }
-  for (const f of files) {
-    const file = join(dir, f);
-    let doc: Record<string, unknown>;
-    try {
-      doc = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-    } catch (err) {
-      throw new FailedPreconditionError(`CNI configuration ${file} is not valid JSON: ${(err as Error).message}`);
-    }
-    if (Array.isArray(doc.plugins)) {
-      return { cniVersion: String(doc.cniVersion ?? "1.0.0"), name: String(doc.name ?? ""), plugins: doc.plugins as PluginConf[], file };
-    }
-    if (typeof doc.type === "string") {
-      // A single-plugin .conf is a list of one.
-      return { cniVersion: String(doc.cniVersion ?? "1.0.0"), name: String(doc.name ?? ""), plugins: [doc as PluginConf], file };
-    }
-  }
-  return undefined;
-}
-
-export function cniArgs(req: PodNetworkRequest): string {
-  return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${req.namespace};K8S_POD_NAME=${req.name};K8S_POD_INFRA_CONTAINER_ID=${req.podId};K8S_POD_UID=${req.uid}`;
-}
-
-/** The IP addresses (without prefix length) of a CNI 0.4 or 1.0 result. */
-export function ipsOf(result: unknown): string[] {
-  const ips = (result as { ips?: Array<{ address?: string }> } | undefined)?.ips ?? [];
-  return ips.map((i) => String(i.address ?? "").split("/")[0]!).filter(Boolean);
-}
+const POD_IFNAME = "eth0";
+/** containerd's loopback network; 0.3.1 is a version every loopback plugin still in use speaks. */
+const LOOPBACK: NetworkConfigList = { cniVersion: "0.3.1", name: "cni-loopback", plugins: [{ type: "loopback" }] };
+/** kubelet's reason for a NetworkReady=false condition. */
+const NOT_READY = "NetworkPluginNotReady";
+/** statfs(2) f_type of a namespace file (a pinned namespace is a bind mount of one). */
+const NSFS_MAGIC = 0x6e736673;
+/** What CNI accepts as a container id. */
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const PROTOCOLS = new Set(["tcp", "udp", "sctp"]);
 
 export class CniNetwork implements PodNetwork {
-  private ready?: Promise<void>;
+  /** Why berth's own bridge could not be set up, while that is so (NetworkReady says it). */
+  private bridgeFailure: string | undefined;
+  private readonly portmapChains = new PortmapChains();
+  /** Concurrent first pods write berth's network once, and set its bridge up once. */
+  private readonly once = new SingleFlight<void>();
 
-  constructor(private opts: CniOptions) {}
+  constructor(private readonly opts: CniNetworkOptions) {}
 
   /**
-   * berth's default network is written and its bridge made at the first pod that needs them, not
-   * at daemon start: a daemon that never runs a networked pod changes nothing on the host.
+   * Writes berth's default network if the conf dir holds none, and sets up its bridge if it is the
+   * network in use. Optional: the first setUp does the same.
    */
-  private ensureInit(): Promise<void> {
-    this.ready ??= this.init().catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
-  }
-
-  private findPlugin(type: string): string | undefined {
-    for (const d of this.opts.binDirs) {
-      const p = join(d, type);
-      if (existsSync(p)) return p;
-    }
-    return undefined;
-  }
-
-  /** Writes berth's default network when the conf dir has none, and makes its bridge. */
   async init(): Promise<void> {
-    let conf = loadNetworkConfig(this.opts.confDir);
-    if (!conf) {
-      const { mkdir } = await import("node:fs/promises");
-      await mkdir(this.opts.confDir, { recursive: true, mode: 0o755 });
-      await writeFileAtomic(join(this.opts.confDir, DEFAULT_CONFLIST_NAME), `${JSON.stringify(defaultConflist(this.opts.defaults), null, 2)}\n`);
-      this.opts.log.info("wrote berth's default CNI network", { file: join(this.opts.confDir, DEFAULT_CONFLIST_NAME), bridge: this.opts.defaults.bridge, subnet: this.opts.defaults.subnet });
-      conf = loadNetworkConfig(this.opts.confDir);
-    }
-    if (conf?.file.endsWith(DEFAULT_CONFLIST_NAME) && conf.name === "berth") {
-      const bridge = conf.plugins.find((p) => p.type === "bridge");
-      const range = (bridge?.ipam as { ranges?: Array<Array<{ subnet: string; gateway?: string }>> } | undefined)?.ranges?.[0]?.[0];
-      if (bridge && range) await ensureBridge(String(bridge.bridge), range.subnet, range.gateway);
-    }
+    const own = ownBridgeOf(await this.configForPods());
+    if (own) await this.prepareOwnBridge(own);
   }
 
-  async status(): Promise<{ ready: boolean; reason: string; message: string }> {
-    let conf: NetworkConfList | undefined;
+  /**
+   * CRI's NetworkReady: a usable configuration (or none, when berth's own network will be written
+   * at the first pod), every plugin binary it needs, and berth's bridge if it is berth's network.
+   */
+  async status(): Promise<NetworkStatus> {
+    let conf: NetworkConfigList;
+    let source: string;
     try {
-      conf = loadNetworkConfig(this.opts.confDir);
+      const loaded = loadNetworkConfig(this.opts.confDir);
+      conf = loaded ?? defaultConflist(this.opts.defaults);
+      source = loaded ? `network "${loaded.name}" of ${loaded.file}` : `berth's default network, which berth writes to ${this.opts.confDir} at the first pod`;
+      if (loaded && this.bridgeFailure && ownBridgeOf(loaded)) return notReady(this.bridgeFailure);
     } catch (err) {
-      return { ready: false, reason: "NetworkPluginNotReady", message: (err as Error).message };
+      return notReady((err as Error).message);
     }
-    // None yet: berth writes its own at the first pod, so the network is ready if its plugins are there.
-    const types = conf ? conf.plugins.map((p) => p.type) : ["bridge", "host-local", "portmap"];
-    const missing = [...types, "loopback"].filter((t) => !this.findPlugin(t));
-    if (missing.length) {
-      const which = conf ? `network ${conf.name} in ${conf.file}` : `berth's default network, for ${this.opts.confDir} holds none`;
-      return { ready: false, reason: "NetworkPluginNotReady", message: `CNI plugin(s) ${missing.join(", ")} not found in ${this.opts.binDirs.join(":")} (${which})` };
-    }
+    const missing = pluginTypesOf([...conf.plugins, ...LOOPBACK.plugins]).filter((t) => !findPlugin(t, this.opts.binDirs));
+    if (missing.length) return notReady(`CNI plugin${missing.length > 1 ? "s" : ""} ${missing.join(", ")} not found in ${this.opts.binDirs.join(":")} (${source})`);
     return { ready: true, reason: "", message: "" };
   }
 
-  private conf(): NetworkConfList {
-    const conf = loadNetworkConfig(this.opts.confDir);
-    if (!conf) throw new FailedPreconditionError(`no CNI network configuration in ${this.opts.confDir}: pods cannot be networked`);
-    return conf;
-  }
-
-  private async invoke(command: "ADD" | "DEL" | "CHECK", plugin: PluginConf, conf: { cniVersion: string; name: string }, req: PodNetworkRequest, ifName: string, prevResult?: unknown): Promise<unknown> {
-    const path = this.findPlugin(plugin.type);
-    if (!path) throw new FailedPreconditionError(`CNI plugin "${plugin.type}" not found in ${this.opts.binDirs.join(":")}`);
-    const { capabilities, ...rest } = plugin;
-    const stdin: Record<string, unknown> = { ...rest, cniVersion: conf.cniVersion, name: conf.name };
-    if (prevResult !== undefined) stdin.prevResult = prevResult;
-    if (capabilities?.portMappings && req.portMappings.length) stdin.runtimeConfig = { portMappings: req.portMappings };
-    const env = {
-      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: req.podId,
-      CNI_NETNS: req.netns,
-      CNI_IFNAME: ifName,
-      CNI_ARGS: cniArgs(req),
-      CNI_PATH: this.opts.binDirs.join(":"),
+  /** ADD: the pod joins the network. On failure, what the plugins did is undone (DEL) before the error is thrown. */
+  async setUp(req: PodNetworkRequest): Promise<PodNetworkResult> {
+    checkPodId(req.podId);
+    if (!isNamespaceFile(req.netns)) throw new FailedPreconditionError(`pod ${podOf(req)}: its network namespace "${req.netns}" is not a mounted namespace file; CNI ADD needs one`);
+    const caps = capabilityArgsOf(req.portMappings);
+    const conf = await this.configForPods();
+    const own = ownBridgeOf(conf);
+    const add = async () => {
+      if (own) await this.prepareOwnBridge(own);
+      return this.add(conf, req, caps);
     };
-    const child = execFile(path, [], { env, timeout: 60_000, maxBuffer: 4 * 1024 * 1024 });
-    child.stdin?.end(JSON.stringify(stdin));
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
-    if (code !== 0) {
-      let msg = stderr.trim() || stdout.trim();
-      try {
-        const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-        msg = `${e.msg ?? "error"}${e.details ? `: ${e.details}` : ""} (CNI error code ${e.code})`;
-      } catch {}
-      throw new InternalError(`CNI ${command} of pod ${req.namespace}/${req.name} failed in plugin "${plugin.type}" (network ${conf.name}): ${msg}`);
+    const result = own && usesPortmap(conf, caps) ? await this.portmapChains.whileAdding(add) : await add();
+    const stored: StoredAttachment = { network: conf.name, cniVersion: conf.cniVersion, plugins: conf.plugins, ifName: POD_IFNAME, capabilityArgs: caps, result };
+    return { ips: ipsOf(result), interfaceName: podInterfaceOf(result, POD_IFNAME), result: stored };
+  }
+
+  /**
+   * DEL: the pod leaves the network. `prev` is PodNetworkResult.result of its setUp; without it
+   * (ADD never finished, or a crash came first) DEL runs with the current configuration and no
+   * prevResult, which plugins must accept. Repeating it, or running it after the namespace is
+   * gone, succeeds.
+   */
+  async tearDown(req: PodNetworkRequest, prev?: unknown): Promise<void> {
+    checkPodId(req.podId);
+    const stored = this.storedAttachmentOf(req, prev);
+    const conf = stored ? { cniVersion: stored.cniVersion, name: stored.network, plugins: stored.plugins } : loadNetworkConfig(this.opts.confDir);
+    if (!conf) {
+      this.opts.log.debug("no CNI network to remove the pod from: it was never added to one", { pod: podOf(req), confDir: this.opts.confDir });
+      return;
     }
-    if (command !== "ADD") return prevResult;
-    try {
-      return JSON.parse(stdout);
-    } catch {
-      throw new InternalError(`CNI ADD: plugin "${plugin.type}" printed a result that is not JSON: ${stdout.slice(0, 200)}`);
+    const caps = stored?.capabilityArgs ?? capabilityArgsOf(req.portMappings);
+    await this.del(conf, req, caps, stored?.result, stored?.ifName ?? POD_IFNAME);
+    if (conf.name === DEFAULT_NETWORK_NAME && usesPortmap(conf, caps)) {
+      try {
+        if (await this.portmapChains.removeIfIdle()) this.opts.log.debug("removed portmap's nat chains: no hostPort is left on this host");
+      } catch (err) {
+        this.opts.log.warn("cannot remove portmap's idle nat chains", { error: (err as Error).message });
+      }
     }
   }
 
-  async setUp(req: PodNetworkRequest): Promise<{ ips: string[]; interfaceName: string; result: unknown }> {
-    await this.ensureInit();
-    const conf = this.conf();
+  /** CHECK (CNI 0.4.0 and later): every plugin confirms the pod's network is as ADD left it. */
+  async check(req: PodNetworkRequest, prev: unknown): Promise<void> {
+    checkPodId(req.podId);
+    const stored = this.storedAttachmentOf(req, prev);
+    if (!stored) throw new FailedPreconditionError(`pod ${podOf(req)}: CNI CHECK needs the result of its ADD, and none was given`);
+    if (!atLeast(stored.cniVersion, "0.4.0")) return;
+    const conf = { cniVersion: stored.cniVersion, name: stored.network, plugins: stored.plugins };
+    for (const plugin of conf.plugins) await this.invoke("CHECK", conf, plugin, req, stored.ifName ?? POD_IFNAME, stored.capabilityArgs ?? {}, stored.result);
+  }
+
+  /**
+   * CRI UpdateRuntimeConfig: berth's own network takes the pod CIDR (its first IPv4 range) and
+   * its bridge the new address. A network berth did not write is left as it is.
+   */
+  async setPodCidr(cidr: string): Promise<void> {
+    const v4 = cidr
+      .split(",")
+      .map((c) => c.trim())
+      .find((c) => c && !c.includes(":"));
+    if (!v4) throw new InvalidArgumentError(`pod CIDR "${cidr}" has no IPv4 range; berth's default network is IPv4 only`);
+    const subnet = formatCidr(parseIpv4Cidr(v4, "pod CIDR"));
+    gatewayOf(subnet); // refuses a CIDR with no room for the bridge's address and a pod
+    const conf = loadNetworkConfig(this.opts.confDir);
+    const own = conf && ownBridgeOf(conf);
+    if (!conf || !own) {
+      this.opts.log.info("pod CIDR not applied: the CNI network in use is not berth's own", { podCidr: subnet, network: conf?.file });
+      return;
+    }
+    if (formatCidr(parseIpv4Cidr(own.subnet)) === subnet) return;
+    await writeFileAtomic(conf.file, `${JSON.stringify(withSubnet(conf, subnet), null, 2)}\n`);
+    this.opts.log.info("pod CIDR changed; berth's network follows it", { file: conf.file, from: own.subnet, to: subnet });
+    await this.prepareOwnBridge({ bridge: own.bridge, subnet }, own.subnet);
+  }
+
+  /** The conf dir's network; berth's own, written now, when the dir holds none. */
+  private async configForPods(): Promise<LoadedNetworkConfig> {
+    const conf = loadNetworkConfig(this.opts.confDir);
+    if (conf) return conf;
+    await this.once.do(`write ${this.opts.confDir}`, async () => {
+      const file = await writeDefaultNetwork(this.opts.confDir, defaultConflist(this.opts.defaults));
+      this.opts.log.info("wrote berth's default CNI network", { file, bridge: this.opts.defaults.bridge, subnet: this.opts.defaults.subnet });
+    });
+    const written = loadNetworkConfig(this.opts.confDir);
+    if (!written) throw new InternalError(`berth wrote its default CNI network to ${this.opts.confDir}, but it cannot be read back as the network in use`);
+    return written;
+  }
+
+  private async add(conf: NetworkConfigList, req: PodNetworkRequest, caps: CapabilityArgs): Promise<CniResult | undefined> {
+    let result: CniResult | undefined;
     try {
-      await this.invoke("ADD", { type: "loopback" }, { cniVersion: conf.cniVersion, name: "cni-loopback" }, req, "lo");
-      let result: unknown;
-      for (const p of conf.plugins) result = await this.invoke("ADD", p, conf, req, "eth0", result);
-      const ips = ipsOf(result);
-      return { ips, interfaceName: "eth0", result: { network: conf.name, cniVersion: conf.cniVersion, plugins: conf.plugins, result } };
+      await this.invoke("ADD", LOOPBACK, LOOPBACK.plugins[0]!, req, "lo", {}, undefined);
+      for (const plugin of conf.plugins) result = await this.invoke("ADD", conf, plugin, req, POD_IFNAME, caps, result);
+      return result;
     } catch (err) {
-      // A half-made network is undone before the error goes back (the plugins' DEL tolerates what ADD never did).
-      await this.tearDown(req).catch((e: unknown) => this.opts.log.warn("CNI DEL after a failed ADD failed too", { pod: `${req.namespace}/${req.name}`, error: (e as Error).message }));
+      // CNI wants a DEL after a failed ADD (DEL tolerates what ADD never got to). Every plugin is
+      // asked, even after one fails: the error to report is the ADD's, and a plugin whose ADD
+      // failed may well fail its DEL for the same reason.
+      const failures = await this.del(conf, req, caps, result, POD_IFNAME, { bestEffort: true });
+      if (failures.length) {
+        this.opts.log.warn("CNI DEL after a failed ADD failed too; what those plugins made stays until the pod is removed", { pod: podOf(req), errors: failures.map((e) => e.message) });
+      }
       throw err;
     }
   }
 
-  async tearDown(req: PodNetworkRequest, prev?: unknown): Promise<void> {
-    const stored = prev as { network: string; cniVersion: string; plugins: PluginConf[]; result: unknown } | undefined;
-    // DEL with the configuration the pod was set up with, even if the conf dir changed since.
-    const conf = stored?.plugins ? { cniVersion: stored.cniVersion, name: stored.network, plugins: stored.plugins } : this.conf();
-    const netns = req.netns && existsSync(req.netns) ? req.netns : "";
-    const del = { ...req, netns };
-    for (const p of [...conf.plugins].reverse()) await this.invoke("DEL", p, conf, del, "eth0", stored?.result);
-    if (req.portMappings.length && conf.plugins.some((p) => p.type === "portmap")) {
-      if (await removeIdlePortmapChains()) this.opts.log.debug("removed portmap's idle nat chains: no hostPort is left on this host");
-    }
+  /**
+   * DEL in reverse order, then loopback. It stops at the first failure, as the spec says, unless
+   * `bestEffort`; the failures it went past are returned.
+   */
+  private async del(conf: NetworkConfigList, req: PodNetworkRequest, caps: CapabilityArgs, result: CniResult | undefined, ifName: string, opts: { bestEffort?: boolean } = {}): Promise<Error[]> {
+    // A namespace that is gone (or a pin file that no longer holds one) is passed as "", which the
+    // spec allows for DEL and the plugins answer by releasing what lives outside the namespace.
+    const gone = { ...req, netns: isNamespaceFile(req.netns) ? req.netns : "" };
+    // libcni gives DEL a prevResult from 0.4.0 on; older plugins do not expect one.
+    const prev = atLeast(conf.cniVersion, "0.4.0") ? result : undefined;
+    const failures: Error[] = [];
+    const attempt = async (run: () => Promise<unknown>) => {
+      try {
+        await run();
+      } catch (err) {
+        if (!opts.bestEffort) throw err;
+        failures.push(err as Error);
+      }
+    };
+    for (const plugin of [...conf.plugins].reverse()) await attempt(() => this.invoke("DEL", conf, plugin, gone, ifName, caps, prev));
+    await attempt(() => this.invoke("DEL", LOOPBACK, LOOPBACK.plugins[0]!, gone, "lo", {}, undefined));
+    return failures;
   }
 
-  async setPodCidr(cidr: string): Promise<void> {
-    // Not written yet: it will be, with this subnet.
-    this.opts.defaults = { ...this.opts.defaults, subnet: cidr };
-    const conf = loadNetworkConfig(this.opts.confDir);
-    if (!conf?.file.endsWith(DEFAULT_CONFLIST_NAME) || conf.name !== "berth") return;
-    const next = defaultConflist({ ...this.opts.defaults, subnet: cidr });
-    await writeFileAtomic(conf.file, `${JSON.stringify(next, null, 2)}\n`);
-    this.opts.log.info("pod CIDR changed; berth's default CNI network follows it", { subnet: cidr });
-    this.ready = undefined;
-    await this.ensureInit();
+  /** Runs one plugin; for ADD resolves with its result, otherwise with `prevResult`. */
+  private async invoke(command: CniCommand, list: NetworkConfigList, plugin: PluginConfig, req: PodNetworkRequest, ifName: string, caps: CapabilityArgs, prevResult: CniResult | undefined): Promise<CniResult | undefined> {
+    const what = `CNI ${command} of pod ${podOf(req)} failed in plugin "${plugin.type}" of network "${list.name}"`;
+    const path = findPlugin(plugin.type, this.opts.binDirs);
+    if (!path) throw new FailedPreconditionError(`${what}: no executable "${plugin.type}" in ${this.opts.binDirs.join(":")}`);
+    const timeoutMs = this.opts.pluginTimeoutMs ?? 60_000;
+    const env = pluginEnv(this.opts.env ?? process.env, { command, containerId: req.podId, netns: req.netns, ifName, args: cniArgs(req), binDirs: this.opts.binDirs });
+    const started = performance.now();
+    const exit = await execPlugin(path, env, pluginStdin(list, plugin, caps, prevResult), timeoutMs).catch((err: unknown) => {
+      throw new InternalError(`${what}: cannot run ${path}: ${(err as Error).message}`, { cause: err });
+    });
+    this.opts.log.debug("CNI plugin ran", { pod: podOf(req), command, plugin: plugin.type, exitCode: exit.code, ms: Math.round(performance.now() - started) });
+    if (exit.code !== 0) throw pluginFailure(what, exit, timeoutMs);
+    if (command !== "ADD") return prevResult;
+    const result = parseResult(exit.stdout);
+    if (!result) throw new InternalError(`${what}: it exited 0 but printed no result object: ${exit.stdout.trim().slice(0, 200) || "(nothing)"}`);
+    return result;
+  }
+
+  private prepareOwnBridge(own: { bridge: string; subnet: string }, replacing?: string): Promise<void> {
+    return this.once.do(`bridge ${own.bridge} ${own.subnet} ${replacing ?? ""}`, async () => {
+      try {
+        await ensureBridge(own.bridge, own.subnet, { replacing });
+        await ensureLocalnetGuard(own.bridge);
+        this.bridgeFailure = undefined;
+      } catch (err) {
+        this.bridgeFailure = `berth's network bridge ${own.bridge} (${own.subnet}) cannot be set up: ${(err as Error).message}`;
+        throw new FailedPreconditionError(this.bridgeFailure, { cause: err });
+      }
+    });
+  }
+
+  /** The stored attachment of `prev`, or undefined (with a warning if `prev` was something else). */
+  private storedAttachmentOf(req: PodNetworkRequest, prev: unknown): StoredAttachment | undefined {
+    if (prev === undefined || prev === null) return undefined;
+    const s = prev as Partial<StoredAttachment>;
+    if (typeof s.network === "string" && typeof s.cniVersion === "string" && Array.isArray(s.plugins) && s.plugins.every((p) => typeof p?.type === "string")) {
+      return s as StoredAttachment;
+    }
+    this.opts.log.warn("the pod's stored CNI result is not one berth wrote; using the current network configuration", { pod: podOf(req) });
+    return undefined;
   }
 }
 
+/** The CNI portMappings capability argument (CONVENTIONS.md); a CRI hostPort of 0 is no mapping. */
+export function capabilityArgsOf(mappings: PortMapping[]): CapabilityArgs {
+  const portMappings = mappings
+    .filter((m) => m.hostPort > 0)
+    .map((m) => {
+      const protocol = String(m.protocol).toLowerCase();
+      const port = (n: number) => Number.isInteger(n) && n > 0 && n <= 65535;
+      if (!PROTOCOLS.has(protocol) || !port(m.containerPort) || !port(m.hostPort)) {
+        throw new InvalidArgumentError(`port mapping ${m.hostIp ? `${m.hostIp}:` : ""}${m.hostPort} -> ${m.containerPort}/${m.protocol} is not valid: ports are 1-65535, protocols tcp, udp or sctp`);
+      }
+      return { hostPort: m.hostPort, containerPort: m.containerPort, protocol, ...(m.hostIp ? { hostIP: m.hostIp } : {}) };
+    });
+  return portMappings.length ? { portMappings } : {};
+}
 
+function usesPortmap(conf: NetworkConfigList, caps: CapabilityArgs): boolean {
+  return Boolean(caps.portMappings?.length) && conf.plugins.some((p) => p.type === "portmap");
+}
+
+function isNamespaceFile(path: string): boolean {
+  if (!path) return false;
+  try {
+    return statfsSync(path).type === NSFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** semver's a ≥ b for CNI versions (x.y.z, missing parts 0). */
+function atLeast(version: string, min: string): boolean {
+  const a = version.split(".").map((n) => Number.parseInt(n, 10) || 0);
+  const b = min.split(".").map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return true;
+}
+
+function checkPodId(podId: string): void {
+  if (!CONTAINER_ID.test(podId)) throw new InvalidArgumentError(`pod id "${podId}" cannot be a CNI container id: letters, digits, "_", "." and "-", starting with a letter or digit`);
+}
+
+function podOf(req: PodNetworkRequest): string {
+  return `${req.namespace}/${req.name} (${req.podId.slice(0, 12)})`;
+}
+
+function notReady(message: string): NetworkStatus {
+  return { ready: false, reason: NOT_READY, message };
+}

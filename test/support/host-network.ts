@@ -2,6 +2,7 @@
 // (portmap adds CNI-HOSTPORT-* and CNI-DN-* chains and jumps to them from the built-in chains)
 // and the test's bridge with the veths left on it.
 import { execFileSync } from "node:child_process";
+import { localnetGuardRule } from "../../runtime/network/localnet-guard";
 
 export interface HostNetworkSnapshot {
   natRules: Set<string>;
@@ -37,6 +38,15 @@ export function restoreHostNetwork(before: HostNetworkSnapshot, bridge: string):
     execFileSync("ip", ["link", "del", bridge], { stdio: "ignore" });
     removed.push(`bridge ${bridge}`);
   } catch {}
+  // berth's guard against route_localnet (CVE-2020-8558): one filter INPUT rule per bridge.
+  for (;;) {
+    try {
+      execFileSync("iptables", ["-w", "10", "-t", "filter", "-D", ...localnetGuardRule(bridge)], { stdio: "ignore" });
+      removed.push(`localnet guard of ${bridge}`);
+    } catch {
+      break;
+    }
+  }
   const now = parse(natSave());
   for (const rule of now.natRules) {
     if (before.natRules.has(rule)) continue;
