@@ -78,25 +78,5 @@ export interface RuntimeHandler {
   inProcess: boolean;
 }
 
-/** Pinned pod namespaces (runtime/network/namespaces.ts). */
-export interface NamespacePinner {
-  pin(podId: string, kinds: Array<"net" | "ipc" | "uts">, hostname?: string): { net?: string; ipc?: string; uts?: string };
-  unpin(pinned: { net?: string; ipc?: string; uts?: string }): void;
-}
-
-export interface PodNetworkRequest {
-  podId: string;
-  name: string;
-  namespace: string;
-  uid: string;
-  netns: string;
-  portMappings: Array<{ protocol: "tcp" | "udp" | "sctp"; containerPort: number; hostPort: number; hostIp: string }>;
-}
-
-/** CNI pod networking (runtime/network/cni.ts). */
-export interface PodNetwork {
-  status(): Promise<{ ready: boolean; reason: string; message: string }>;
-  setUp(req: PodNetworkRequest): Promise<{ ips: string[]; interfaceName: string; result: unknown }>;
-  tearDown(req: PodNetworkRequest, prev?: unknown): Promise<void>;
-  setPodCidr(cidr: string): Promise<void>;
-}
+// The pod service's view of pod networking is the network layer's own interface (runtime/network/types.ts).
+export type { NamespacePinner, PodNetwork, PodNetworkRequest } from "../network/types";
