@@ -1,5 +1,6 @@
 // The shapes runtime/network exchanges with the pod service, with CNI plugins and with its own
-// files. The pod service's interfaces (runtime/pods/types.ts) are satisfied structurally.
+// files. The pod service (runtime/pods/types.ts) takes NamespacePinner, PodNetwork and
+// PodNetworkRequest from here.
 
 /** The namespaces a pod shares between its containers and that berth pins without a process. */
 export type PinnableNamespace = "net" | "ipc" | "uts";
