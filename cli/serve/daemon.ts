@@ -18,7 +18,7 @@ import { linuxSyscalls } from "../../runtime/linux/syscalls";
 import type { Logger } from "../../runtime/log";
 import { ConmonMonitor } from "../../runtime/monitor/conmon-driver";
 import { CniNetwork } from "../../runtime/network/cni";
-import { namespacePinner } from "../../runtime/network/pinned-namespaces";
+import { namespacePinner } from "../../runtime/network/namespaces";
 import { EventHub } from "../../runtime/pods/events";
 import { NameIndex } from "../../runtime/pods/names";
 import { LocalRuntimeService } from "../../runtime/pods/service";

@@ -34,11 +34,6 @@ import type {
   StoredAttachment,
 } from "./types";
 
-// The pieces callers used to import from here.
-export { loadNetworkConfig } from "./conflist";
-export { ipsOf } from "./cni-result";
-export { cniArgs } from "./plugin-exec";
-
 export interface CniNetworkOptions {
   confDir: string;
   /** Searched in order for plugin binaries, and passed to plugins as CNI_PATH. */

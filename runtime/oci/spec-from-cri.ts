@@ -5,7 +5,6 @@
 // mounts and devices, the security context (capabilities with ALL, privileged, read-only root,
 // masked/read-only paths, seccomp profiles), resources, sysctls and containerd's annotations.
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { constants } from "node:os";
 import { isAbsolute } from "node:path";
 import type * as cri from "../api/cri-v1";
 import type { CriRequest } from "../api/cri-v1";
@@ -15,6 +14,7 @@ import type { ImageRunConfig } from "../image/types";
 import { CAPABILITY_NAMES, DOCKER_DEFAULT_CAPS } from "../security/capabilities";
 import { runtimeDefaultProfile } from "../security/seccomp/default-profile";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, OCI_VERSION } from "./default-spec";
+import { parseSignal } from "./lifecycle";
 import { secureJoin } from "./securejoin";
 import type { LinuxSeccomp, Mount, Spec } from "./spec-types";
 
@@ -383,15 +383,19 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
   return spec;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGWINCH: 28, SIGPWR: 30 };
-
-/** The signal StopContainer sends first: CRI stop_signal, else the image's STOPSIGNAL, else SIGTERM. */
+/**
+ * The signal StopContainer sends first: CRI stop_signal, else the image's STOPSIGNAL, else SIGTERM.
+ * Names and numbers are read as `berth runtime kill` reads them (parseSignal); CRI's enum spells
+ * real-time signals SIGRTMINPLUS3 / SIGRTMAXMINUS2. One that cannot be read is ignored.
+ */
 export function stopSignalOf(config: CriRequest<cri.ContainerConfig>, image: ImageRunConfig): number {
   const pick = (s: string | undefined): number | undefined => {
     if (!s || s === "RUNTIME_DEFAULT") return undefined;
-    if (/^\d+$/.test(s)) return Number(s);
-    const name = s.toUpperCase().startsWith("SIG") ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
-    return SIGNALS[name] ?? constants.signals[name as NodeJS.Signals];
+    try {
+      return parseSignal(s.replace(/PLUS(\d+)$/, "+$1").replace(/MINUS(\d+)$/, "-$1"));
+    } catch {
+      return undefined;
+    }
   };
   return pick(config.stopSignal ?? undefined) ?? pick(image.StopSignal) ?? 15;
 }

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { listPinnedNamespaces } from "../network/namespaces";
 import { removeContainerLocked } from "./container-stop";
 import { type PodContext, handlerFor } from "./context";
 import { recordExitIfAny } from "./exits";
@@ -107,12 +108,10 @@ async function removeOrphans(ctx: PodContext, report: RecoveryReport): Promise<v
     const dir = join(state, "pods", id);
     await removeSandboxFiles(ctx.sys, { dir, resolvConf: "", hosts: "", hostname: "", shm: existsSync(join(dir, "shm")) ? join(dir, "shm") : undefined });
   }
-  for (const kind of ["net", "ipc", "uts"] as const) {
-    for (const id of entries(join(state, "ns", kind))) {
-      if (ctx.sandboxes.get(id)) continue;
-      report.orphans.push(`${kind} namespace of ${id}`);
-      ctx.namespaces.unpin({ [kind]: join(state, "ns", kind, id) });
-    }
+  for (const [id, pinned] of listPinnedNamespaces(join(state, "ns"))) {
+    if (ctx.sandboxes.get(id)) continue;
+    report.orphans.push(`${Object.keys(pinned).join("/")} namespaces of ${id}`);
+    ctx.namespaces.unpin(pinned);
   }
   for (const snap of await ctx.snapshotter.list()) {
     const m = /^container-([0-9a-f]{64})$/.exec(snap.key);

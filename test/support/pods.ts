@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type * as cri from "../../runtime/api/cri-v1";
 import type { CriRequest } from "../../runtime/api/cri-v1";
 import type { CriClient } from "../../cri/client";
+import { parseCriLogLine } from "../../runtime/monitor/cri-log-reader";
 
 let seq = 0;
 
@@ -62,9 +63,9 @@ export function readCriLog(path: string): LogLine[] {
     .split("\n")
     .filter(Boolean)
     .map((line) => {
-      const m = /^(\S+) (stdout|stderr) ([FP]) (.*)$/.exec(line);
-      if (!m) throw new Error(`not a CRI log line: ${JSON.stringify(line)}`);
-      return { stream: m[2] as LogLine["stream"], tag: m[3] as LogLine["tag"], content: m[4]! };
+      const r = parseCriLogLine(line);
+      if (!r) throw new Error(`not a CRI log line: ${JSON.stringify(line)}`);
+      return { stream: r.stream, tag: r.partial ? "P" : "F", content: r.content };
     });
 }
 
