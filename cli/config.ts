@@ -58,6 +58,9 @@ export interface DaemonConfig {
   cgroupRoot: string;
   cni: CniConfig;
   runtimes: RuntimesConfig;
+  /** The folder the reconciler converges to; none: no reconciler (a plain CRI runtime). */
+  manifests?: string;
+  reconciler: { resyncSeconds: number; concurrency: number; runtimeEndpoint?: string };
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -72,6 +75,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   cgroupRoot: "berth",
   cni: { confDir: "/etc/cni/net.d", binDirs: ["/usr/lib/cni", "/opt/cni/bin"], bridge: "berth0", subnet: "10.88.0.0/16" },
   runtimes: { default: "berth", handlers: { runc: { path: "/usr/sbin/runc" } } },
+  reconciler: { resyncSeconds: 30, concurrency: 4 },
 };
 
 export function validateConfig(value: unknown, where: string): Partial<DaemonConfig> {
@@ -107,6 +111,7 @@ export function mergeConfig(base: DaemonConfig, file: Partial<DaemonConfig>, fla
   out.insecureRegistries = [...new Set([...(file.insecureRegistries ?? []), ...(flags.insecureRegistries ?? [])])];
   out.registries = [...(file.registries ?? []), ...(flags.registries ?? [])];
   out.cni = { ...base.cni, ...file.cni, ...flags.cni };
+  out.reconciler = { ...base.reconciler, ...file.reconciler, ...flags.reconciler };
   out.runtimes = {
     default: flags.runtimes?.default ?? file.runtimes?.default ?? base.runtimes.default,
     handlers: { ...base.runtimes.handlers, ...file.runtimes?.handlers, ...flags.runtimes?.handlers },

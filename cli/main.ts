@@ -22,6 +22,9 @@ const commands: Record<string, { about: string; load: () => Promise<Command> }> 
   rm: { about: "remove containers", load: () => import("./pods/remove").then((m) => m.command("rm")) },
   stopp: { about: "stop pods", load: () => import("./pods/remove").then((m) => m.command("stopp")) },
   rmp: { about: "remove pods", load: () => import("./pods/remove").then((m) => m.command("rmp")) },
+  status: { about: "the reconciler's view of each manifest object (sync, health, restarts, drift)", load: () => import("./reconciler/status") },
+  diff: { about: "what applying a folder of manifests would change, without changing it", load: () => import("./reconciler/apply").then((m) => m.command("diff")) },
+  apply: { about: "apply a folder of manifests once through the daemon and wait for it", load: () => import("./reconciler/apply").then((m) => m.command("apply")) },
 };
 
 const USAGE = `usage: berth [--socket PATH] <command> [options]

@@ -1,9 +1,14 @@
 // Wires berth's daemon together: stores on disk, the image service, the CRI gRPC server and the
 // HTTP listener. Each part is built here and handed to the next; none reaches for a global.
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { berthHandlers } from "../../cri/berth-service";
+import { CriClient } from "../../cri/client";
+import { remoteBackend } from "../../cri/remote-runtime";
+import { localBackend } from "../../reconciler/backend-local";
+import { Reconciler } from "../../reconciler/reconciler";
+import { writeFileAtomic } from "../../runtime/store/atomic";
 import { runtimeServiceHandlers } from "../../cri/runtime-service";
 import { imageHandlers } from "../../cri/images";
 import { startCriServer } from "../../cri/server";
@@ -33,6 +38,8 @@ export interface Daemon {
   socket: string;
   httpAddress: string;
   images: LocalImageService;
+  /** Present with --manifests; `berth serve` starts it once the local registry is filled. */
+  reconciler?: Reconciler;
   close(): Promise<void>;
 }
 
@@ -111,7 +118,25 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     image: imageHandlers(images),
     berth: berthHandlers(images),
     log,
+  }).catch((err: unknown) => {
+    // The runtime's timers would keep a daemon that cannot serve alive.
+    runtime.stop();
+    throw err;
   });
+
+  let reconciler: Reconciler | undefined;
+  if (config.manifests) {
+    const endpoint = config.reconciler.runtimeEndpoint;
+    const backend = endpoint ? remoteBackend(new CriClient(endpoint)) : localBackend(runtime, images);
+    reconciler = new Reconciler({
+      manifests: config.manifests,
+      stateDir: join(config.root, "reconciler"),
+      backend,
+      log,
+      resyncMs: config.reconciler.resyncSeconds * 1000,
+      concurrency: config.reconciler.concurrency,
+    });
+  }
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: "berth_" });
@@ -126,19 +151,31 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       },
       routes: {
         "/api/v1/version": async () => ({ version: (await runtime.version()).runtimeVersion }),
+        "/api/v1/objects": async () => ({ manifests: config.manifests ?? null, revision: reconciler?.revision ?? null, lastSyncAt: reconciler?.lastSyncAt ?? null, objects: reconciler?.status() ?? [] }),
+        "/api/v1/events": async () => ({ events: reconciler?.book.recentEvents() ?? [] }),
+      },
+      prefixRoutes: {
+        "/api/v1/objects/": async (rest) => {
+          const [kind, namespace, name] = rest.split("/");
+          return reconciler?.status().find((s) => s.kind.toLowerCase() === kind?.toLowerCase() && s.namespace === namespace && s.name === name);
+        },
       },
     });
   } catch (err) {
     await cri.close();
     throw new Error(`cannot listen on ${config.metricsAddr} for metrics: ${(err as Error).message}`);
   }
-  log.info("berth serving", { socket: config.socket, http: http.address, root: config.root, state: config.state });
+  // The CLI finds the status API and the daemon's root next to the socket (berth status, apply).
+  await writeFileAtomic(join(dirname(config.socket), "daemon.json"), `${JSON.stringify({ http: http.address, root: config.root, pid: process.pid })}\n`).catch(() => {});
+  log.info("berth serving", { socket: config.socket, http: http.address, root: config.root, state: config.state, manifests: config.manifests ?? null });
 
   return {
     socket: config.socket,
     httpAddress: http.address,
     images,
+    reconciler,
     close: async () => {
+      await reconciler?.stop();
       runtime.stop();
       await Promise.all([cri.close(), http.close()]);
     },

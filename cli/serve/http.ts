@@ -10,6 +10,8 @@ export interface HttpApiOptions {
   /** undefined when healthy, else the reason. */
   unhealthy(): Promise<string | undefined>;
   routes?: Record<string, () => Promise<unknown>>;
+  /** Routes under a prefix (`/api/v1/objects/`): the rest of the path is the handler's; undefined is a 404. */
+  prefixRoutes?: Record<string, (rest: string) => Promise<unknown | undefined>>;
 }
 
 export function parseHostPort(addr: string): { host: string; port: number } {
@@ -34,6 +36,11 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<{ address: str
       }
       const route = opts.routes?.[path];
       if (route) return reply(200, "application/json", `${JSON.stringify(await route(), null, 2)}\n`);
+      for (const [prefix, handler] of Object.entries(opts.prefixRoutes ?? {})) {
+        if (!path.startsWith(prefix)) continue;
+        const body = await handler(decodeURIComponent(path.slice(prefix.length)));
+        if (body !== undefined) return reply(200, "application/json", `${JSON.stringify(body, null, 2)}\n`);
+      }
       reply(404, "application/json", `${JSON.stringify({ error: `no such endpoint ${path}` })}\n`);
     };
     handle().catch((err: unknown) => reply(500, "application/json", `${JSON.stringify({ error: String(err) })}\n`));

@@ -1,4 +1,5 @@
 // `berth serve`: the daemon. Flags override the config file, which overrides the defaults.
+import { resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger, isLevel } from "../../runtime/log";
 import { DEFAULT_CONFIG, type DaemonConfig, loadConfigFile, mergeConfig, validateConfig } from "../config";
@@ -15,6 +16,9 @@ const USAGE = `usage: berth serve [options]
   --log-level LEVEL          debug, info, warn, error
   --log-format FORMAT        json or text (default: text on a terminal)
   --local-registry           start a local registry on 127.0.0.1, fill it with a busybox image, trust it
+  --manifests DIR            converge the node to this folder of Pod/ConfigMap/Deployment YAML (may be a git-sync symlink)
+  --runtime-endpoint URL     the reconciler drives this CRI endpoint (unix:///...) instead of berth's runtime in-process
+  --resync SECONDS           full resync period of the reconciler (default 30; 0 never)
 `;
 
 export async function run(argv: string[], _ctx?: unknown): Promise<number> {
@@ -31,6 +35,9 @@ export async function run(argv: string[], _ctx?: unknown): Promise<number> {
       "log-level": { type: "string" },
       "log-format": { type: "string" },
       "local-registry": { type: "boolean" },
+      manifests: { type: "string" },
+      "runtime-endpoint": { type: "string" },
+      resync: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -45,6 +52,13 @@ export async function run(argv: string[], _ctx?: unknown): Promise<number> {
   if (values.state) flags.state = values.state;
   if (values["metrics-addr"]) flags.metricsAddr = values["metrics-addr"];
   if (values.platform) flags.platform = values.platform;
+  if (values.manifests) flags.manifests = resolvePath(values.manifests);
+  if (values["runtime-endpoint"] || values.resync) {
+    const resync = values.resync !== undefined ? Number(values.resync) : undefined;
+    if (resync !== undefined && !(resync >= 0)) throw new Error(`--resync must be a number of seconds, not "${values.resync}"`);
+    // Only what was given: the config file's other reconciler settings stay.
+    flags.reconciler = { ...(values["runtime-endpoint"] ? { runtimeEndpoint: values["runtime-endpoint"] } : {}), ...(resync !== undefined ? { resyncSeconds: resync } : {}) } as DaemonConfig["reconciler"];
+  }
   if (values["insecure-registry"]) flags.insecureRegistries = values["insecure-registry"];
   if (values["log-level"]) {
     if (!isLevel(values["log-level"])) throw new Error(`--log-level must be debug, info, warn or error, not "${values["log-level"]}"`);
@@ -81,6 +95,16 @@ export async function run(argv: string[], _ctx?: unknown): Promise<number> {
     } catch (err) {
       log.error("filling the local registry failed", { error: (err as Error).message });
     }
+  }
+
+  if (daemon.reconciler) {
+    try {
+      await daemon.reconciler.start();
+    } catch (err) {
+      for (const c of cleanups) await c().catch(() => {});
+      throw new Error(`cannot start the reconciler on ${config.manifests}: ${(err as Error).message}`);
+    }
+    log.info("reconciler started", { manifests: config.manifests, resyncSeconds: config.reconciler.resyncSeconds, backend: config.reconciler.runtimeEndpoint ?? "in-process" });
   }
 
   await new Promise<void>((resolve) => {

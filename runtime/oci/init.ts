@@ -186,6 +186,10 @@ function execProcess(sys: Syscalls, proc: Process, opts: ExecStep): never {
 
   const env = proc.env ?? [];
   const args = proc.args ?? ["/bin/sh", "-c", proc.commandLine ?? ""];
+  // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while the process still
+  // has it, before capabilities drop (runc does the same); what follows must pass the filter.
+  const seccompNow = opts.seccomp && !proc.noNewPrivileges;
+  if (seccompNow) step("seccomp filter (loaded before dropping capabilities: no no_new_privs)", () => sys.seccomp(Buffer.from(opts.seccomp!.program, "base64"), opts.seccomp!.flags));
   // Dropping the bounding set needs CAP_SETPCAP: before the switch away from root.
   step("capabilities (bounding set)", () => dropBoundingSet(sys, proc.capabilities?.bounding ?? []));
   setupUser(sys, proc);
@@ -206,7 +210,7 @@ function execProcess(sys: Syscalls, proc: Process, opts: ExecStep): never {
   sys.resetSignals();
   try {
     trace("init:execve");
-    if (opts.seccomp) sys.seccomp(Buffer.from(opts.seccomp.program, "base64"), opts.seccomp.flags);
+    if (opts.seccomp && !seccompNow) sys.seccomp(Buffer.from(opts.seccomp.program, "base64"), opts.seccomp.flags);
     return sys.execve(program, args, env);
   } catch (err) {
     // The launcher is gone by now: like runc, say it on the process's stderr.

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Spec } from "../../runtime/oci/spec-types";
+import { runtimeDefaultProfile } from "../../runtime/security/seccomp/default-profile";
 import { makeBundle, removeBundle, type RunResult, runRuntime, type Runtime } from "../support/bundle";
 
 const STATUS = `grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status`;
@@ -112,6 +113,19 @@ describe("berth runtime matches runc", () => {
     assert.equal(kill.berth.stdout, kill.runc.stdout);
     assert.equal(kill.berth.code, kill.runc.code, "killed by SIGSYS under both");
     assert.equal(kill.berth.code, 128 + 31);
+  });
+
+  test("the default seccomp profile without no_new_privs loads while the process may, and the container runs as under runc", async () => {
+    // Loading a filter without no_new_privs needs CAP_SYS_ADMIN, which the container's own
+    // capabilities lack: the filter goes on before they are dropped (kubelet's usual case).
+    const r = await both(`${STATUS}; ls / >/dev/null && echo made`, (s) => {
+      s.process!.noNewPrivileges = false;
+      s.linux!.seccomp = runtimeDefaultProfile({ capabilities: s.process!.capabilities?.bounding ?? [], arch: "x86_64" }) as NonNullable<Spec["linux"]>["seccomp"];
+    });
+    same(r, "default seccomp without no_new_privs");
+    assert.match(r.berth.stdout, /Seccomp:\t2/);
+    assert.match(r.berth.stdout, /NoNewPrivs:\t0/);
+    assert.match(r.berth.stdout, /made/);
   });
 
   test("a pids limit stops forks", async () => {
