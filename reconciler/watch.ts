@@ -11,7 +11,7 @@ export interface FolderWatch {
   close(): Promise<void>;
 }
 
-const DEBOUNCE_MS = 100;
+const DEBOUNCE_MS = 30;
 
 export async function watchFolder(root: string, onChange: (reason: string) => void, onError: (err: Error) => void): Promise<FolderWatch> {
   const abs = resolve(root);
