@@ -86,6 +86,7 @@ export class PodWorker {
   }
 
   private after(ms: number): void {
+    if (this.closed) return;
     const t = setTimeout(() => {
       this.timers.delete(t);
       void this.trigger();
@@ -285,6 +286,8 @@ export class PodWorker {
     this.created.add(c.name);
     this.restartsSeen.set(c.name, attempt + 1);
     await rt.startContainer({ containerId });
+    // Look again at once: the running container gets its probes and the pod its readiness.
+    this.again = true;
     this.deps.book.event("info", attempt === 0 ? "Started" : "Restarted", this.pod.owner, `pod ${this.pod.name}: ${what} ${c.name} (${containerId.slice(0, 13)}, attempt ${attempt})`, {
       pod: this.pod.name,
       container: c.name,
@@ -313,9 +316,11 @@ export class PodWorker {
     return undefined;
   }
 
-  private ensureProbes(c: DesiredContainer, inst: cri.Container): ContainerProbes {
+  private ensureProbes(c: DesiredContainer, inst: cri.Container): Pick<ContainerProbes, "started" | "ready" | "lastMessage"> {
     const have = this.probes.get(inst.id);
     if (have) return have.runner;
+    // A step that was running when the worker closed must not start timers nobody will stop.
+    if (this.closed) return { started: false, ready: false, lastMessage: "" };
     const started = Number(BigInt(inst.createdAt || "0") / 1_000_000n) || Date.now();
     const runner = new ContainerProbes(
       this.deps.backend.runtime,

@@ -120,7 +120,10 @@ export class Reconciler {
     await this.watch?.close();
     for (const w of this.workers.values()) w.close();
     await this.pass?.catch(() => {});
-    for (const w of this.workers.values()) await w.settle();
+    for (const w of this.workers.values()) {
+      await w.settle();
+      w.close();
+    }
   }
 
   /** One pass (reading the folder first when `reload`), or one more after the running one. */
@@ -322,6 +325,9 @@ export class Reconciler {
             this.book.entry(d.key).lastAppliedAt = new Date().toISOString();
           }
           await Promise.all(current.map((p) => this.worker(p).trigger()));
+          // A step that changed something may allow the next one at once (an old replica gone
+          // makes room for a new one); a step that changed nothing waits for readiness to change.
+          if (!step.complete && (step.remove.length || step.create.length)) this.passAgain = true;
           // Old-template replicas kept for now are watched through the runtime only.
         }),
       );

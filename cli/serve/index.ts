@@ -116,5 +116,10 @@ export async function run(argv: string[], _ctx?: unknown): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   for (const c of cleanups) await c().catch((err: unknown) => log.warn("shutdown step failed", { error: String(err) }));
+  // Everything is closed; a handle something forgot must not keep a stopped daemon alive.
+  setTimeout(() => {
+    log.warn("exiting with handles still open after shutdown");
+    process.exit(0);
+  }, 2000).unref();
   return 0;
 }
