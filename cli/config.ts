@@ -61,6 +61,8 @@ export interface DaemonConfig {
   /** The folder the reconciler converges to; none: no reconciler (a plain CRI runtime). */
   manifests?: string;
   reconciler: { resyncSeconds: number; concurrency: number; runtimeEndpoint?: string };
+  /** The streaming server behind CRI Exec, Attach and PortForward. */
+  streaming: { addr: string; idleTimeoutSeconds: number };
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -76,6 +78,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   cni: { confDir: "/etc/cni/net.d", binDirs: ["/usr/lib/cni", "/opt/cni/bin"], bridge: "berth0", subnet: "10.88.0.0/16" },
   runtimes: { default: "berth", handlers: { runc: { path: "/usr/sbin/runc" } } },
   reconciler: { resyncSeconds: 30, concurrency: 4 },
+  streaming: { addr: "127.0.0.1:0", idleTimeoutSeconds: 4 * 3600 },
 };
 
 export function validateConfig(value: unknown, where: string): Partial<DaemonConfig> {
@@ -112,6 +115,7 @@ export function mergeConfig(base: DaemonConfig, file: Partial<DaemonConfig>, fla
   out.registries = [...(file.registries ?? []), ...(flags.registries ?? [])];
   out.cni = { ...base.cni, ...file.cni, ...flags.cni };
   out.reconciler = { ...base.reconciler, ...file.reconciler, ...flags.reconciler };
+  out.streaming = { ...base.streaming, ...file.streaming, ...flags.streaming };
   out.runtimes = {
     default: flags.runtimes?.default ?? file.runtimes?.default ?? base.runtimes.default,
     handlers: { ...base.runtimes.handlers, ...file.runtimes?.handlers, ...flags.runtimes?.handlers },

@@ -5,7 +5,14 @@ import type { RuntimeService } from "../runtime/api/runtime";
 import { UnimplementedError } from "../runtime/errors";
 import type { ServiceHandlers, StreamHandler, UnaryHandler } from "./server";
 
-export function runtimeServiceHandlers(svc: RuntimeService): ServiceHandlers {
+/** The URL-issuing half of Exec, Attach and PortForward (cri/streaming/server.ts). */
+export interface StreamingRpcs {
+  exec(req: unknown): Promise<unknown>;
+  attach(req: unknown): Promise<unknown>;
+  portForward(req: unknown): Promise<unknown>;
+}
+
+export function runtimeServiceHandlers(svc: RuntimeService, streaming?: StreamingRpcs): ServiceHandlers {
   const u = <T>(fn: (req: T) => Promise<unknown>): UnaryHandler => fn as unknown as UnaryHandler;
   const unary: Record<string, UnaryHandler> = {
     Version: u(svc.version.bind(svc)),
@@ -26,6 +33,9 @@ export function runtimeServiceHandlers(svc: RuntimeService): ServiceHandlers {
     UpdateContainerResources: u(svc.updateContainerResources),
     ReopenContainerLog: u(svc.reopenContainerLog),
     ExecSync: u(svc.execSync),
+    ...(streaming
+      ? { Exec: u(streaming.exec.bind(streaming)), Attach: u(streaming.attach.bind(streaming)), PortForward: u(streaming.portForward.bind(streaming)) }
+      : {}),
     ContainerStats: u(svc.containerStats),
     ListContainerStats: u(svc.listContainerStats),
     PodSandboxStats: u(svc.podSandboxStats),

@@ -41,11 +41,17 @@ function failStream(call: ServerWritableStream<unknown, unknown>, err: Partial<S
   call.emit("error", err);
 }
 
+/** Sees every RPC: `begin` when it arrives, and the function it returns with the final gRPC code. */
+export interface RpcObserver {
+  begin(service: string, method: string): (code: number) => void;
+}
+
 function implement(
   serviceName: string,
   methods: string[],
   handlers: ServiceHandlers,
   log: Logger,
+  observer?: RpcObserver,
 ): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
   for (const method of methods) {
@@ -53,18 +59,25 @@ function implement(
     const stream = handlers.stream?.[method];
     if (stream) {
       impl[method] = (call: ServerWritableStream<unknown, unknown>) => {
+        const done = observer?.begin(serviceName, method);
         const ac = new AbortController();
         call.on("cancelled", () => ac.abort());
         stream(call.request as never, (msg) => call.write(msg), ac.signal).then(
-          () => call.end(),
+          () => {
+            done?.(ac.signal.aborted ? Code.CANCELLED : Code.OK);
+            call.end();
+          },
           (err: unknown) => {
             log.debug("rpc failed", { rpc: `${serviceName}/${method}`, error: String(err) });
-            failStream(call, toServiceError(err));
+            const e = toServiceError(err);
+            done?.(Number(e.code));
+            failStream(call, e);
           },
         );
       };
     } else if (unary) {
       impl[method] = (call: ServerUnaryCall<unknown, unknown>, callback: (e: Partial<ServiceError> | null, r?: unknown) => void) => {
+        const done = observer?.begin(serviceName, method);
         let pending: Promise<unknown>;
         try {
           pending = unary(call.request as never);
@@ -72,8 +85,12 @@ function implement(
           pending = Promise.reject(err);
         }
         pending.then(
-          (res) => callback(null, res),
+          (res) => {
+            done?.(Code.OK);
+            callback(null, res);
+          },
           (err: unknown) => {
+            done?.(Number(toServiceError(err).code));
             if (!(err instanceof BerthError)) log.error("rpc failed unexpectedly", { rpc: `${serviceName}/${method}`, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
             else log.debug("rpc failed", { rpc: `${serviceName}/${method}`, error: err.message });
             callback(toServiceError(err));
@@ -83,6 +100,7 @@ function implement(
     } else {
       const message = `${serviceName}/${method} is not implemented by berth yet`;
       impl[method] = (_call: unknown, callback?: (e: Partial<ServiceError>) => void) => {
+        observer?.begin(serviceName, method)(Code.UNIMPLEMENTED);
         const err = { code: status.UNIMPLEMENTED, details: message, message };
         if (callback) callback(err);
         else failStream(_call as ServerWritableStream<unknown, unknown>, err);
@@ -98,6 +116,7 @@ export interface CriServerOptions {
   image: ServiceHandlers;
   berth: ServiceHandlers;
   log: Logger;
+  observer?: RpcObserver;
 }
 
 export interface RunningServer {
@@ -125,9 +144,9 @@ async function claimSocket(path: string): Promise<void> {
 export async function startCriServer(opts: CriServerOptions): Promise<RunningServer> {
   const services = loadServices();
   const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
-  server.addService(services.RuntimeService.service, implement("runtime.v1.RuntimeService", methodNames(services.RuntimeService), opts.runtime, opts.log));
-  server.addService(services.ImageService.service, implement("runtime.v1.ImageService", methodNames(services.ImageService), opts.image, opts.log));
-  server.addService(services.Berth.service, implement("berth.v1.Berth", methodNames(services.Berth), opts.berth, opts.log));
+  server.addService(services.RuntimeService.service, implement("runtime.v1.RuntimeService", methodNames(services.RuntimeService), opts.runtime, opts.log, opts.observer));
+  server.addService(services.ImageService.service, implement("runtime.v1.ImageService", methodNames(services.ImageService), opts.image, opts.log, opts.observer));
+  server.addService(services.Berth.service, implement("berth.v1.Berth", methodNames(services.Berth), opts.berth, opts.log, opts.observer));
   await claimSocket(opts.socket);
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(`unix://${opts.socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));

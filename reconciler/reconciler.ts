@@ -64,6 +64,8 @@ export class Reconciler {
   private soon?: NodeJS.Timeout;
   private stopped = false;
   lastSyncAt?: Date;
+  /** Told how long each pass took and whether it succeeded (metrics). */
+  onPass?: (seconds: number, ok: boolean) => void;
 
   constructor(private readonly opts: ReconcilerOptions) {
     this.book = new StatusBook(opts.log.with({ component: "reconciler" }));
@@ -140,11 +142,14 @@ export class Reconciler {
           this.passAgain = false;
           const r = this.reloadWanted;
           this.reloadWanted = false;
+          const t0 = performance.now();
           try {
             if (r) await this.reload();
             await this.converge();
             this.lastSyncAt = new Date();
+            this.onPass?.((performance.now() - t0) / 1000, true);
           } catch (err) {
+            this.onPass?.((performance.now() - t0) / 1000, false);
             this.book.event("error", "ReconcileFailed", undefined, `reconcile pass failed: ${(err as Error).message}`);
           }
         } while (this.passAgain && !this.stopped);

@@ -54,6 +54,12 @@ export class StatusBook {
   private readonly objects = new Map<string, ObjectStatus>();
   private readonly events: ReconcileEvent[] = [];
   private readonly lastDriftAt = new Map<string, number>();
+  private readonly listeners: Array<(e: ReconcileEvent) => void> = [];
+
+  /** Calls `fn` with every event from now on (metrics). */
+  onEvent(fn: (e: ReconcileEvent) => void): void {
+    this.listeners.push(fn);
+  }
 
   constructor(private readonly log: Logger) {}
 
@@ -89,6 +95,7 @@ export class StatusBook {
     this.events.push(e);
     if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
     this.log[level](message, { reason, ...(object ? { object: e.object } : {}), ...fields });
+    for (const l of this.listeners) l(e);
   }
 
   error(key: ObjectKey, message: string, where?: Partial<Diagnostic>): void {

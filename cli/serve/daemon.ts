@@ -2,10 +2,10 @@
 // HTTP listener. Each part is built here and handed to the next; none reaches for a global.
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { collectDefaultMetrics, Registry } from "prom-client";
 import { berthHandlers } from "../../cri/berth-service";
 import { CriClient } from "../../cri/client";
 import { remoteBackend } from "../../cri/remote-runtime";
+import { StreamingServer } from "../../cri/streaming/server";
 import { localBackend } from "../../reconciler/backend-local";
 import { Reconciler } from "../../reconciler/reconciler";
 import { writeFileAtomic } from "../../runtime/store/atomic";
@@ -33,6 +33,7 @@ import { KeyedMutex } from "../../runtime/sync/keyed-mutex";
 import { OverlaySnapshotter } from "../../runtime/snapshot/overlay";
 import type { DaemonConfig } from "../config";
 import { startHttpApi } from "./http";
+import { criMetrics, imageMetrics, newRegistry, podMetrics, reconcilerMetrics } from "./metrics/index";
 
 export interface Daemon {
   socket: string;
@@ -47,6 +48,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   await mkdir(config.root, { recursive: true, mode: 0o711 });
   await mkdir(config.state, { recursive: true, mode: 0o711 });
 
+  const metrics = newRegistry();
   const content = new FileContentStore(config.root);
   const snapshotter = new OverlaySnapshotter(config.root);
   const halfMade = await snapshotter.cleanup();
@@ -71,6 +73,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     maxConcurrentDownloads: config.images.maxConcurrentDownloads,
     blobAttempts: config.images.blobAttempts,
     log,
+    observer: imageMetrics(metrics, { content, snapshotter }),
     importer: (path, opts) => importImages({ content, snapshotter, platform, log, tmpDir: join(config.root, "tmp") }, path, opts),
     pusher: (image, target, opts) => pushImage({ content, clientFor: (ref, auth) => registries.clientFor(ref, auth) }, image, target, opts),
   });
@@ -104,23 +107,34 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     monitor: new ConmonMonitor({ conmon: "/usr/bin/conmon", state: config.state, log }),
     events: new EventHub(),
     log,
+    onRuntimeCreate: (seconds) => podObserver.runtimeCreate(seconds),
   });
+  const podObserver = podMetrics(metrics, runtime, config.state, () => runtime.containerProcessCounts());
   const recovered = await runtime.start();
+  podObserver.recovered("pod", recovered.pods);
+  podObserver.recovered("container", recovered.containers);
   log.info("pods and containers recovered", { ...recovered });
 
   const health = {
     conditions: async () => (await runtime.status({})).status!.conditions,
   };
 
+  const streaming = new StreamingServer({ addr: config.streaming.addr, runtime, log, idleTimeoutMs: config.streaming.idleTimeoutSeconds * 1000 });
+  const streamingUrl = await streaming.start().catch((err: Error) => {
+    runtime.stop();
+    throw new Error(`cannot listen on ${config.streaming.addr} for streaming (exec, attach, port-forward): ${err.message}`);
+  });
   const cri = await startCriServer({
     socket: config.socket,
-    runtime: runtimeServiceHandlers(runtime),
+    runtime: runtimeServiceHandlers(runtime, streaming),
     image: imageHandlers(images),
     berth: berthHandlers(images),
     log,
+    observer: criMetrics(metrics),
   }).catch((err: unknown) => {
     // The runtime's timers would keep a daemon that cannot serve alive.
     runtime.stop();
+    void streaming.close();
     throw err;
   });
 
@@ -136,10 +150,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       resyncMs: config.reconciler.resyncSeconds * 1000,
       concurrency: config.reconciler.concurrency,
     });
+    reconcilerMetrics(metrics, reconciler);
   }
 
-  const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: "berth_" });
   let http: Awaited<ReturnType<typeof startHttpApi>>;
   try {
     http = await startHttpApi({
@@ -162,12 +175,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       },
     });
   } catch (err) {
-    await cri.close();
+    await Promise.all([cri.close(), streaming.close()]);
     throw new Error(`cannot listen on ${config.metricsAddr} for metrics: ${(err as Error).message}`);
   }
   // The CLI finds the status API and the daemon's root next to the socket (berth status, apply).
   await writeFileAtomic(join(dirname(config.socket), "daemon.json"), `${JSON.stringify({ http: http.address, root: config.root, pid: process.pid })}\n`).catch(() => {});
-  log.info("berth serving", { socket: config.socket, http: http.address, root: config.root, state: config.state, manifests: config.manifests ?? null });
+  log.info("berth serving", { socket: config.socket, http: http.address, root: config.root, state: config.state, manifests: config.manifests ?? null, streaming: streamingUrl });
 
   return {
     socket: config.socket,
@@ -177,7 +190,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     close: async () => {
       await reconciler?.stop();
       runtime.stop();
-      await Promise.all([cri.close(), http.close()]);
+      await Promise.all([cri.close(), http.close(), streaming.close()]);
     },
   };
 }

@@ -23,9 +23,22 @@ export interface ImageServiceDeps {
   log: Logger;
   /** Snapshot keys (chain IDs) that containers are built on; never collected. */
   snapshotsInUse?: () => Set<string>;
+  /** Told about every pull the service makes (metrics). */
+  observer?: PullObserver;
   /** Archive import and push, wired in by the daemon (they need the same stores). */
   importer?: (path: string, opts?: { name?: string }) => Promise<ImageRecord[]>;
   pusher?: (image: ImageRecord, target: string, opts?: { auth?: RegistryAuth }) => Promise<string>;
+}
+
+export interface PullObserver {
+  started(): void;
+  finished(result: "success" | "error", seconds: number): void;
+  /** A layer's bytes came over the network. */
+  layerDownloaded(bytes: number): void;
+  /** A cut layer download went on from where it stopped (a Range request). */
+  layerResumed(): void;
+  /** A layer was already in the store and was not downloaded. */
+  layerReused(): void;
 }
 
 export class LocalImageService implements ImageService {
@@ -54,8 +67,25 @@ export class LocalImageService implements ImageService {
     // Concurrent pulls of one reference share one download; progress goes to the first caller's listener only.
     return this.pulls.do(key, async () => {
       this.activePulls++;
+      const obs = this.deps.observer;
+      const t0 = performance.now();
+      obs?.started();
+      const seen = opts.onProgress;
+      const observed: PullOptions = obs
+        ? {
+            ...opts,
+            onProgress: (ev) => {
+              if (ev.kind === "layer-exists") obs.layerReused();
+              else if (ev.kind === "layer-start" && (ev.resumedFrom ?? 0) > 0) obs.layerResumed();
+              else if (ev.kind === "layer-done") obs.layerDownloaded(ev.total ?? 0);
+              seen?.(ev);
+            },
+          }
+        : opts;
+      let result: "success" | "error" = "error";
       try {
-        const record = await pullImage(this.pullDeps, reference, opts);
+        const record = await pullImage(this.pullDeps, reference, observed);
+        result = "success";
         const stored = await this.deps.store.put(record);
         this.deps.log.info("image pulled", { image: reference, id: stored.id });
         return stored;
@@ -63,6 +93,7 @@ export class LocalImageService implements ImageService {
         // Downloads and unpacking name what filled up; a manifest or the image record may too.
         throw diskFullError(err, `pulling ${reference}`, this.deps.root) ?? err;
       } finally {
+        obs?.finished(result, (performance.now() - t0) / 1000);
         this.activePulls--;
         if (this.activePulls === 0 && this.gcWanted) void this.collect();
       }

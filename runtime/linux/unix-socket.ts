@@ -8,6 +8,7 @@ import { errnoError, libcFunction, retryOnEintr } from "./syscalls";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
+export const SOCK_SEQPACKET = 5;
 const SOCK_CLOEXEC = 0o2000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
@@ -27,8 +28,8 @@ export function sendFd(socketPath: string, fd: number, name: string): void {
   }
 }
 
-/** A connected SOCK_STREAM unix socket fd (close-on-exec). */
-export function connectUnixSocket(socketPath: string): number {
+/** A connected unix socket fd (close-on-exec), SOCK_STREAM unless told otherwise. */
+export function connectUnixSocket(socketPath: string, type = SOCK_STREAM): number {
   const path = Buffer.from(socketPath);
   if (path.length === 0 || path.length >= SUN_PATH_MAX) {
     throw new InvalidArgumentError(`unix socket path must be 1..${SUN_PATH_MAX - 1} bytes: ${socketPath}`);
@@ -37,7 +38,7 @@ export function connectUnixSocket(socketPath: string): number {
   const addr = Buffer.alloc(2 + SUN_PATH_MAX);
   addr.writeUInt16LE(AF_UNIX, 0);
   path.copy(addr, 2);
-  const sock = Number(libcFunction("int socket(int domain, int type, int protocol)")(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sock = Number(libcFunction("int socket(int domain, int type, int protocol)")(AF_UNIX, type | SOCK_CLOEXEC, 0));
   if (sock === -1) throw errnoError("socket", socketPath);
   const connect = libcFunction("int connect(int fd, const void *addr, uint32_t addrlen)");
   if (connect(sock, addr, 2 + path.length + 1) === -1) {

@@ -6,7 +6,7 @@
 // and deletes berth's containers in-process (no Node boot), and runs runc's commands for runc.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, watch } from "node:fs";
+import { constants, existsSync, mkdirSync, readFileSync, statSync, watch } from "node:fs";
 import { mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,8 +16,10 @@ import { openContainerCgroup } from "../oci/cgroup-of";
 import { containerStatus, deleteContainer, killContainer, startContainer } from "../oci/lifecycle";
 import type { Process, Spec } from "../oci/spec-types";
 import { readRecord } from "../oci/state-dir";
+import type { ExecSession, StdioSession, TerminalSize } from "../api/streaming";
 import type { ContainerExit, ContainerMonitor, ExecSyncResult, RuntimeStatus } from "../pods/monitor";
 import type { ContainerRecord, RuntimeHandler } from "../pods/types";
+import { AttachedStdio, connectAttachSocket } from "./attach-socket";
 import { streamsOf } from "./cri-log-reader";
 
 const run = promisify(execFile);
@@ -87,6 +89,86 @@ function readSync(child: ChildProcess, count: number, timeoutMs: number, what: s
 function detach(child: ChildProcess): void {
   for (const s of child.stdio) (s as { destroy?: () => void } | null)?.destroy?.();
   child.unref();
+}
+
+/** JSON messages from one of conmon's pipes, one at a time, in order. */
+class PipeMessages {
+  private buf = "";
+  private readonly queue: SyncMessage[] = [];
+  private waiting?: { resolve(m: SyncMessage): void; reject(e: Error): void };
+  private ended = false;
+
+  constructor(pipe: NodeJS.ReadableStream) {
+    pipe.on("data", (d: Buffer) => {
+      this.buf += d.toString();
+      for (let nl = this.buf.indexOf("\n"); nl >= 0; nl = this.buf.indexOf("\n")) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (!line) continue;
+        try {
+          this.push(JSON.parse(line) as SyncMessage);
+        } catch {
+          // Not a message: ignore, as conmon's own readers do.
+        }
+      }
+    });
+    pipe.on("end", () => {
+      this.ended = true;
+      this.waiting?.reject(new Error("conmon closed the pipe"));
+    });
+    pipe.on("error", () => {});
+  }
+
+  private push(m: SyncMessage): void {
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w.resolve(m);
+    } else this.queue.push(m);
+  }
+
+  next(timeoutMs: number, what: string): Promise<SyncMessage> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.ended) return Promise.reject(new FailedPreconditionError(`${what}: conmon closed the pipe first`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new DeadlineExceededError(`${what}: conmon did not report within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.waiting = {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(new FailedPreconditionError(`${what}: ${e.message}`));
+        },
+      };
+    });
+  }
+}
+
+/** The exit code conmon wrote into an exit dir (a file named by the container id). */
+async function exitFileIn(dir: string): Promise<number | undefined> {
+  const { readdir } = await import("node:fs/promises");
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{64}$/.test(name)) continue;
+    const n = Number.parseInt(await readFile(join(dir, name), "utf8").catch(() => ""), 10);
+    if (Number.isFinite(n)) return n;
+  }
+  return undefined;
+}
+
+/** conmon's control FIFO: "1 H W" resizes the terminal, "2 0 0" reopens the log. */
+async function writeCtl(path: string, line: string): Promise<void> {
+  const fh = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  try {
+    await fh.write(line);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The runtime's own words for a failure: conmon passes them on in the sync message. */
@@ -278,6 +360,95 @@ export class ConmonMonitor implements ContainerMonitor {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  async execAttach(rec: ContainerRecord, handler: RuntimeHandler, cmd: string[], opts: { tty: boolean; stdin: boolean; size?: TerminalSize }): Promise<ExecSession> {
+    const spec = JSON.parse(readFileSync(join(rec.bundle, "config.json"), "utf8")) as Spec;
+    const uuid = randomBytes(8).toString("hex");
+    // The exec's own directory is conmon's bundle for it: its attach socket and ctl FIFO live
+    // there, apart from the container's.
+    const dir = join(this.containerDir(rec), `exec-${uuid}`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const what = `exec in container ${rec.id.slice(0, 12)}`;
+    const proc: Process = { ...spec.process!, args: cmd, terminal: opts.tty };
+    if (opts.tty && opts.size) proc.consoleSize = { width: opts.size.width, height: opts.size.height };
+    await writeFile(join(dir, "process.json"), JSON.stringify(proc));
+    const base = this.baseArgs(rec, handler, uuid).map((a) => (a === rec.bundle ? dir : a));
+    const args = [...base, "-p", join(dir, "pid"), "-e", "--exec-attach", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${join(dir, "output.log")}`];
+    if (opts.tty) args.push("-t");
+    if (opts.stdin) args.push("-i");
+    // podman's protocol: fd 3 sync (pid, then exit code), fd 4 start (one write to let conmon
+    // go on, one once attached), fd 5 attach (conmon says its socket is ready, later the exit).
+    const child = spawn(this.opts.conmon, args, {
+      cwd: dir,
+      env: { ...this.env(), _OCI_STARTPIPE: "4", _OCI_ATTACHPIPE: "5" },
+      stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", "pipe"],
+    });
+    const fds = child.stdio as unknown as Array<NodeJS.ReadableStream & NodeJS.WritableStream>;
+    const sync = new PipeMessages(fds[3]!);
+    const attachPipe = new PipeMessages(fds[5]!);
+    const start = fds[4]!;
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      if (stderr.length < 8192) stderr += d.toString();
+    });
+    const fail = async (err: Error): Promise<never> => {
+      detach(child);
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    };
+    let stdio: AttachedStdio;
+    try {
+      start.write("0");
+      const ready = await attachPipe.next(10_000, `${what}: conmon's attach socket`);
+      if (ready.data < 0) throw runtimeFailure(what, ready);
+      if (opts.tty && opts.size) await writeCtl(join(dir, "ctl"), `1 ${opts.size.height} ${opts.size.width}\n`).catch(() => {});
+      stdio = new AttachedStdio(connectAttachSocket(join(dir, "attach")));
+      start.write("0");
+    } catch (err) {
+      return fail(err instanceof Error ? new FailedPreconditionError(`${err.message}${stderr ? ` (conmon: ${stderr.trim()})` : ""}`) : new Error(String(err)));
+    }
+    const exitCode = (async () => {
+      try {
+        const pid = await sync.next(30_000, `${what}: the exec'd pid`);
+        if (pid.data < 0) throw runtimeFailure(what, pid);
+        // conmon reports the exit on one of its pipes; the exit file in the exit dir is the record.
+        const exit = await Promise.any([attachPipe.next(2 ** 31 - 1, `${what}: exit`), sync.next(2 ** 31 - 1, `${what}: exit`)]).catch(() => undefined);
+        if (exit && exit.data >= 0) return exit.data;
+        const recorded = await exitFileIn(dir);
+        if (recorded !== undefined) return recorded;
+        throw new FailedPreconditionError(`${what}: conmon reported no exit code${exit?.message ? ` (${exit.message})` : ""}`);
+      } finally {
+        detach(child);
+        await stdio.closed;
+        await rm(dir, { recursive: true, force: true });
+      }
+    })();
+    exitCode.catch(() => {});
+    return {
+      stdout: stdio.stdout,
+      stderr: stdio.stderr,
+      writeStdin: (d) => stdio.writeStdin(d),
+      closeStdin: () => stdio.closeStdin(),
+      resize: (size) => writeCtl(join(dir, "ctl"), `1 ${size.height} ${size.width}\n`),
+      detach: () => stdio.detach(),
+      closed: stdio.closed,
+      exitCode,
+    };
+  }
+
+  async attach(rec: ContainerRecord): Promise<StdioSession> {
+    // --full-attach: the socket is in the bundle, next to the ctl FIFO.
+    const stdio = new AttachedStdio(connectAttachSocket(join(rec.bundle, "attach")));
+    return {
+      stdout: stdio.stdout,
+      stderr: stdio.stderr,
+      writeStdin: (d) => stdio.writeStdin(d),
+      closeStdin: () => stdio.closeStdin(),
+      resize: (size) => writeCtl(join(rec.bundle, "ctl"), `1 ${size.height} ${size.width}\n`),
+      detach: () => stdio.detach(),
+      closed: stdio.closed,
+    };
   }
 
   async reopenLog(rec: ContainerRecord): Promise<void> {

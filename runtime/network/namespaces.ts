@@ -120,6 +120,27 @@ export function namespacePinner(sys: Syscalls, dir: string): NamespacePinner {
  */
 export class ThreadNotReturnedError extends InternalError {}
 
+/**
+ * Runs `fn` synchronously on the calling thread inside the network namespace pinned at `nsPath`,
+ * then goes back (verified, as for pinning). A socket made in `fn` stays in that namespace.
+ */
+export function inNetworkNamespace<T>(sys: Syscalls, nsPath: string, fn: () => T): T {
+  const own = [readlinkSync(`${THREAD_NS}/net`)];
+  const target = sys.open(nsPath, O_RDONLY_CLOEXEC);
+  const saved: number[] = [];
+  try {
+    saved.push(sys.open(`${THREAD_NS}/net`, O_RDONLY_CLOEXEC));
+    sys.setns(target, CLONE.NEWNET);
+    try {
+      return fn();
+    } finally {
+      returnToSaved(sys, ["net"], saved, own);
+    }
+  } finally {
+    sys.close(target);
+  }
+}
+
 /** Runs `fn` in new namespaces of `kinds` on the calling thread, which always goes back afterwards. */
 function inNewNamespaces(sys: Syscalls, kinds: PinnableNamespace[], fn: () => void): void {
   const own = kinds.map((k) => readlinkSync(`${THREAD_NS}/${k}`));

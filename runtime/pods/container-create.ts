@@ -138,6 +138,7 @@ export async function createContainer(ctx: PodContext, req: CriRequest<cri.Creat
     throw err;
   }
   log.info("container created", { image: c.image.name, pid: c.pid, ...steps });
+  if (steps.runtimeCreateMs !== undefined) ctx.onRuntimeCreate?.(steps.runtimeCreateMs / 1000);
   ctx.events.emit(containerEvent(ctx, c, "CONTAINER_CREATED_EVENT"));
   return { containerId: id };
 }

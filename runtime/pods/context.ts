@@ -39,6 +39,8 @@ export interface PodContext {
   monitor: ContainerMonitor;
   events: EventHub;
   log: Logger;
+  /** Told how long each `runtime create` took (metrics). */
+  onRuntimeCreate?: (seconds: number) => void;
 }
 
 export function handlerFor(ctx: PodContext, name: string | null | undefined): RuntimeHandler {

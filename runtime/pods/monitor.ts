@@ -1,6 +1,7 @@
 // What the container operations need from a container's monitor and OCI runtime. The daemon's
 // implementation drives conmon (runtime/monitor/) with berth's runtime or runc behind it.
 import type { ContainerRecord, RuntimeHandler } from "./types";
+import type { ExecSession, StdioSession, TerminalSize } from "../api/streaming";
 
 export type RuntimeStatus = "created" | "running" | "paused" | "stopped" | "absent";
 
@@ -31,6 +32,10 @@ export interface ContainerMonitor {
   watchExits(onExit: (id: string) => void): () => void;
   execSync(rec: ContainerRecord, handler: RuntimeHandler, cmd: string[], timeoutSeconds: number): Promise<ExecSyncResult>;
   reopenLog(rec: ContainerRecord): Promise<void>;
+  /** Runs `cmd` in the container through conmon's exec path, attached: stdio streamed, tty optional. */
+  execAttach(rec: ContainerRecord, handler: RuntimeHandler, cmd: string[], opts: { tty: boolean; stdin: boolean; size?: TerminalSize }): Promise<ExecSession>;
+  /** Attaches to the container's own stdio through conmon's attach socket. */
+  attach(rec: ContainerRecord): Promise<StdioSession>;
   /** Removes conmon's files for the container (exit file, persist dir) and ends conmon if it lingers. */
   cleanup(rec: ContainerRecord): Promise<void>;
 }

@@ -4,9 +4,11 @@
 import type * as cri from "../api/cri-v1";
 import type { CriRequest } from "../api/cri-v1";
 import type { EventSource, RuntimeService } from "../api/runtime";
+import type { StreamingRuntime, TerminalSize } from "../api/streaming";
 import { createContainer } from "./container-create";
 import { execSync, reopenContainerLog, updateContainerResources } from "./container-exec";
 import { startContainer } from "./container-start";
+import { attachStream, checkAttach, checkExec, checkPod, dialPod, execStream } from "./container-stream";
 import { containerStatus, listContainers } from "./container-status";
 import { removeContainer, stopContainer } from "./container-stop";
 import type { PodContext } from "./context";
@@ -15,13 +17,13 @@ import { type RecoveryReport, recover } from "./recover";
 import { runPodSandbox } from "./sandbox-run";
 import { listPodSandbox, podSandboxStatus } from "./sandbox-status";
 import { removePodSandbox, stopPodSandbox } from "./sandbox-stop";
-import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from "./stats";
+import { containerProcessCounts, containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from "./stats";
 
 type Req<T> = CriRequest<T>;
 
 export const BERTH_VERSION = "0.1.0";
 
-export class LocalRuntimeService implements RuntimeService {
+export class LocalRuntimeService implements RuntimeService, StreamingRuntime {
   readonly events: EventSource;
   private unwatch?: () => void;
 
@@ -63,10 +65,20 @@ export class LocalRuntimeService implements RuntimeService {
   reopenContainerLog = (req: Req<cri.ReopenContainerLogRequest>) => reopenContainerLog(this.ctx, req);
   execSync = (req: Req<cri.ExecSyncRequest>) => execSync(this.ctx, req);
 
+  // Streaming (CRI Exec, Attach, PortForward through cri/streaming's server).
+  checkExec = (containerId: string) => checkExec(this.ctx, containerId);
+  checkAttach = (containerId: string) => checkAttach(this.ctx, containerId);
+  checkPod = (podSandboxId: string) => checkPod(this.ctx, podSandboxId);
+  exec = (containerId: string, cmd: string[], opts: { tty: boolean; stdin: boolean; size?: TerminalSize }) => execStream(this.ctx, containerId, cmd, opts);
+  attach = (containerId: string) => attachStream(this.ctx, containerId);
+  dialPod = (podSandboxId: string, port: number) => dialPod(this.ctx, podSandboxId, port);
+
   containerStats = (req: Req<cri.ContainerStatsRequest>) => containerStats(this.ctx, req);
   listContainerStats = (req: Req<cri.ListContainerStatsRequest>) => listContainerStats(this.ctx, req);
   podSandboxStats = (req: Req<cri.PodSandboxStatsRequest>) => podSandboxStats(this.ctx, req);
   listPodSandboxStats = (req: Req<cri.ListPodSandboxStatsRequest>) => listPodSandboxStats(this.ctx, req);
+  /** Processes per running container id (metrics). */
+  containerProcessCounts = () => containerProcessCounts(this.ctx);
 
   async version(): Promise<cri.VersionResponse> {
     // The CRI "version" field is the kubelet API version, 0.1.0 for every runtime.

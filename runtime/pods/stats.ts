@@ -119,3 +119,14 @@ export function forgetStats(id: string): void {
   previous.delete(id);
   previous.delete(`pod:${id}`);
 }
+
+/** Processes in each running container (pids.current of its cgroup), for berth's own metrics: CRI's ContainerStats has no process count. */
+export async function containerProcessCounts(ctx: PodContext): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const rec of ctx.containers.list()) {
+    if (rec.phase !== "running") continue;
+    const s = await cgroupStats(openCgroupOf(handlerFor(ctx, rec.runtimeHandler), rec.id, rec.cgroupsPath)).catch(() => undefined);
+    if (s) out.set(rec.id, s.pids.current);
+  }
+  return out;
+}

@@ -390,7 +390,7 @@ spec:
       const o = await object("Pod", "crash");
       return o?.health === "Degraded" && /CrashLoopBackOff/.test(o.message) ? o : undefined;
     });
-    assert.ok(st.restarts >= 2);
+    assert.ok(st.restarts >= 1, `restarts ${st.restarts}`);
     delete files["crash.yaml"];
     await publish(files);
   });
