@@ -94,6 +94,12 @@ export class InternalError extends BerthError {
   }
 }
 
+/**
+ * The daemon itself is no longer in a state to go on (a thread left in a pod's namespaces): it
+ * must exit so that its supervisor starts a clean one. Containers run on under conmon.
+ */
+export class UnsafeStateError extends InternalError {}
+
 /** The code to answer with for any thrown value: ours keep theirs, disk-full is RESOURCE_EXHAUSTED. */
 export function codeOf(err: unknown): Code {
   if (err instanceof BerthError) return err.code;

@@ -108,6 +108,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     events: new EventHub(),
     log,
     onRuntimeCreate: (seconds) => podObserver.runtimeCreate(seconds),
+    onUnsafe: (err) => {
+      log.error("berth cannot go on safely and exits; restart it (containers keep running under conmon)", { error: err.message });
+      // The answer to the request that found it goes out first.
+      setTimeout(() => process.exit(70), 100);
+    },
   });
   const podObserver = podMetrics(metrics, runtime, config.state, () => runtime.containerProcessCounts());
   const recovered = await runtime.start();

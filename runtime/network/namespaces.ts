@@ -15,7 +15,7 @@
 // pod goes; a private directory would leave those copies keeping it alive.
 import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { AlreadyExistsError, InternalError, InvalidArgumentError } from "../errors";
+import { AlreadyExistsError, InternalError, InvalidArgumentError, UnsafeStateError } from "../errors";
 import { CLONE, MNT_DETACH, MS, type Syscalls } from "../linux/types";
 import type { NamespacePinner, PinnableNamespace, PinnedNamespaces } from "./types";
 
@@ -118,7 +118,7 @@ export function namespacePinner(sys: Syscalls, dir: string): NamespacePinner {
  * The calling thread could not get back into the daemon's own namespaces. The daemon should exit
  * (and be restarted): what it would spawn from that thread would start in a pod's namespaces.
  */
-export class ThreadNotReturnedError extends InternalError {}
+export class ThreadNotReturnedError extends UnsafeStateError {}
 
 /**
  * Runs `fn` synchronously on the calling thread inside the network namespace pinned at `nsPath`,

@@ -5,7 +5,7 @@ import type { Socket } from "node:net";
 import type { ExecSession, StdioSession, TerminalSize } from "../api/streaming";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors";
 import { dialPodPort } from "../network/dial";
-import { handlerFor, type PodContext } from "./context";
+import { guardUnsafe, handlerFor, type PodContext } from "./context";
 import { recordExitIfAny } from "./exits";
 import type { ContainerRecord, SandboxRecord } from "./types";
 
@@ -52,5 +52,5 @@ export async function attachStream(ctx: PodContext, containerId: string): Promis
 
 export async function dialPod(ctx: PodContext, podSandboxId: string, port: number): Promise<Socket> {
   const rec = readyPod(ctx, podSandboxId);
-  return dialPodPort(ctx.sys, rec.namespaces.net ?? "", port);
+  return guardUnsafe(ctx, () => dialPodPort(ctx.sys, rec.namespaces.net ?? "", port));
 }

@@ -1,6 +1,6 @@
 // Everything the pod and container operations share, handed to each of them (the operations
 // live one per file, as containerd's CRI service splits its methods; none reaches for a global).
-import { InvalidArgumentError } from "../errors";
+import { InvalidArgumentError, UnsafeStateError } from "../errors";
 import type { ImageService } from "../image/types";
 import type { Syscalls } from "../linux/types";
 import type { Logger } from "../log";
@@ -39,6 +39,8 @@ export interface PodContext {
   monitor: ContainerMonitor;
   events: EventHub;
   log: Logger;
+  /** Called with an UnsafeStateError: the daemon must exit (berth serve does, with code 70). */
+  onUnsafe?: (err: Error) => void;
   /** Told how long each `runtime create` took (metrics). */
   onRuntimeCreate?: (seconds: number) => void;
 }
@@ -50,4 +52,14 @@ export function handlerFor(ctx: PodContext, name: string | null | undefined): Ru
     throw new InvalidArgumentError(`runtime_handler "${key}" is not configured; known handlers: ${Object.keys(ctx.config.handlers).join(", ")}`);
   }
   return h;
+}
+
+/** Runs `fn`; an UnsafeStateError is reported to the context (which ends the daemon) and rethrown. */
+export function guardUnsafe<T>(ctx: PodContext, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof UnsafeStateError) ctx.onUnsafe?.(err);
+    throw err;
+  }
 }

@@ -11,7 +11,7 @@ import type { CriRequest } from "../api/cri-v1";
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import { newCgroupManager } from "../cgroups/detect";
 import { criCgroupsPath } from "../cgroups/path";
-import { type PodContext, handlerFor } from "./context";
+import { guardUnsafe, type PodContext, handlerFor } from "./context";
 import { sandboxName } from "./names";
 import { addPodIps, sandboxFilePaths, writeSandboxFiles } from "./sandbox-files";
 import { startPidHolder } from "./pid-holder";
@@ -104,7 +104,7 @@ export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodS
       const kinds: Array<"net" | "ipc" | "uts"> = [];
       if (!hostNetwork) kinds.push("net", "uts");
       if (modes.ipc !== "NODE") kinds.push("ipc");
-      rec.namespaces = kinds.length ? ctx.namespaces.pin(id, kinds, hostNetwork ? undefined : hostname) : {};
+      rec.namespaces = kinds.length ? guardUnsafe(ctx, () => ctx.namespaces.pin(id, kinds, hostNetwork ? undefined : hostname)) : {};
       await ctx.sandboxes.put(rec);
       if (modes.pid === "POD") {
         rec.pidHolder = await startPidHolder(id, rec.files.dir);
