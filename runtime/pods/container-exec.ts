@@ -8,7 +8,8 @@ import { type PodContext, handlerFor } from "./context";
 import { recordExitIfAny } from "./exits";
 import type { ContainerRecord } from "./types";
 
-async function runningContainer(ctx: PodContext, id: string | null | undefined, rpc: string): Promise<ContainerRecord> {
+/** The container `id` names, which must be running: NOT_FOUND or FAILED_PRECONDITION naming `rpc` otherwise. */
+export async function runningContainer(ctx: PodContext, id: string | null | undefined, rpc: string): Promise<ContainerRecord> {
   if (!id) throw new InvalidArgumentError(`${rpc}: container_id is required`);
   const rec = ctx.containers.resolve(id);
   if (!rec || rec.phase === "creating") throw new NotFoundError(`${rpc}: container "${id}" not found`);

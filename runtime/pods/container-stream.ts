@@ -6,17 +6,8 @@ import type { ExecSession, StdioSession, TerminalSize } from "../api/streaming";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors";
 import { dialPodPort } from "../network/dial";
 import { guardUnsafe, handlerFor, type PodContext } from "./context";
-import { recordExitIfAny } from "./exits";
-import type { ContainerRecord, SandboxRecord } from "./types";
-
-async function running(ctx: PodContext, id: string, rpc: string): Promise<ContainerRecord> {
-  if (!id) throw new InvalidArgumentError(`${rpc}: container_id is required`);
-  const rec = ctx.containers.resolve(id);
-  if (!rec || rec.phase === "creating") throw new NotFoundError(`${rpc}: container "${id}" not found`);
-  await recordExitIfAny(ctx, rec);
-  if (rec.phase !== "running") throw new FailedPreconditionError(`${rpc}: container ${rec.id.slice(0, 12)} is not running (it is ${rec.phase})`);
-  return rec;
-}
+import { runningContainer } from "./container-exec";
+import type { SandboxRecord } from "./types";
 
 function readyPod(ctx: PodContext, id: string): SandboxRecord {
   if (!id) throw new InvalidArgumentError("PortForward: pod_sandbox_id is required");
@@ -27,11 +18,11 @@ function readyPod(ctx: PodContext, id: string): SandboxRecord {
 }
 
 export async function checkExec(ctx: PodContext, containerId: string): Promise<void> {
-  await running(ctx, containerId, "Exec");
+  await runningContainer(ctx, containerId, "Exec");
 }
 
 export async function checkAttach(ctx: PodContext, containerId: string): Promise<{ tty: boolean; stdin: boolean }> {
-  const rec = await running(ctx, containerId, "Attach");
+  const rec = await runningContainer(ctx, containerId, "Attach");
   return { tty: rec.config.tty === true, stdin: rec.config.stdin === true };
 }
 
@@ -41,12 +32,12 @@ export async function checkPod(ctx: PodContext, podSandboxId: string): Promise<v
 
 export async function execStream(ctx: PodContext, containerId: string, cmd: string[], opts: { tty: boolean; stdin: boolean; size?: TerminalSize }): Promise<ExecSession> {
   if (!cmd.length) throw new InvalidArgumentError("Exec: cmd is required (the program and its arguments)");
-  const rec = await running(ctx, containerId, "Exec");
+  const rec = await runningContainer(ctx, containerId, "Exec");
   return ctx.monitor.execAttach(rec, handlerFor(ctx, rec.runtimeHandler), cmd, opts);
 }
 
 export async function attachStream(ctx: PodContext, containerId: string): Promise<StdioSession> {
-  const rec = await running(ctx, containerId, "Attach");
+  const rec = await runningContainer(ctx, containerId, "Attach");
   return ctx.monitor.attach(rec);
 }
 
