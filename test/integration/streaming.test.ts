@@ -261,4 +261,31 @@ describe("streaming: exec, attach and port-forward through the CRI URLs", () => 
     assert.equal(r.stdout, "piped\n");
     assert.equal(r.code, 2, r.stderr);
   });
+
+  test("berth port-forward, the CLI, serves a local port until it is stopped", async () => {
+    const { spawn } = await import("node:child_process");
+    const { BERTH_JS } = await import("../support/daemon");
+    const cli = spawn(process.execPath, [BERTH_JS, "--socket", daemon.socket, "port-forward", "stream", "0:8080"], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let out = "";
+      cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      const port = await new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no "Forwarding from" line: ${out}`)), 10_000);
+        cli.stdout.on("data", () => {
+          const m = /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/.exec(out);
+          if (m) {
+            clearTimeout(t);
+            resolve(Number(m[1]));
+          }
+        });
+      });
+      const body = await (await fetch(`http://127.0.0.1:${port}/index.html`, { headers: { connection: "close" } })).text();
+      assert.equal(body, "<h1>hi</h1>\n");
+    } finally {
+      const exited = new Promise((r) => cli.once("exit", r));
+      process.kill(cli.pid!, "SIGTERM");
+      await exited;
+    }
+    assert.equal(cli.exitCode, 0);
+  });
 });
