@@ -50,3 +50,10 @@ describe("ids and names", () => {
     assert.equal(ago(ns(now - 3_600_000), now), "1 hour ago");
   });
 });
+
+test("a name shared by a restarted container and its dead instance resolves to the running one; two running ones are ambiguous", async () => {
+  const c = (id: string, state: string) => ({ id, state, metadata: { name: "httpd", attempt: 0 } });
+  const client = (containers: unknown[]) => ({ runtimeCall: async () => ({ containers }) }) as never;
+  assert.equal((await resolveContainer(client([c("aaa", "CONTAINER_EXITED"), c("bbb", "CONTAINER_RUNNING")]), "httpd")).id, "bbb");
+  await assert.rejects(resolveContainer(client([c("aaa", "CONTAINER_RUNNING"), c("bbb", "CONTAINER_RUNNING")]), "httpd"), /matches 2 containers/);
+});
