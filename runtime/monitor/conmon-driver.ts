@@ -7,7 +7,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants, existsSync, mkdirSync, readFileSync, statSync, watch } from "node:fs";
-import { mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from "../errors";
@@ -152,7 +152,6 @@ class PipeMessages {
 
 /** The exit code conmon wrote into an exit dir (a file named by the container id). */
 async function exitFileIn(dir: string): Promise<number | undefined> {
-  const { readdir } = await import("node:fs/promises");
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!/^[0-9a-f]{64}$/.test(name)) continue;
     const n = Number.parseInt(await readFile(join(dir, name), "utf8").catch(() => ""), 10);

@@ -13,7 +13,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startDaemon, REPO, type TestDaemon } from "../support/daemon";
 import { hostNetworkSnapshot, type HostNetworkSnapshot, restoreHostNetwork } from "../support/host-network";
-import { forceClean, removeAllPods } from "../support/pods";
+import { forceClean, stopAndRemovePods } from "../support/pods";
 import { freePort } from "../support/registry";
 import { cgroupDirsBelowSelf } from "../support/runtime-pair";
 
@@ -70,13 +70,7 @@ describe("observability: the Grafana dashboard against a real Prometheus", () =>
         process.kill(prometheus.pid!, "SIGTERM");
         await exited;
       }
-      if (daemon) {
-        // The reconciler would put back what removeAllPods takes: stop it first.
-        await daemon.stop();
-        const cleaner = await startDaemon({ dir: join(work, "daemon"), config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET } } });
-        await removeAllPods(cleaner.client).catch(() => {});
-        await cleaner.stop();
-      }
+      if (daemon) await stopAndRemovePods(daemon, { dir: join(work, "daemon"), config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET } } });
     } finally {
       const leftovers = work ? await forceClean(work, cgroupDirsBelowSelf(CGROUP_ROOT)) : [];
       restoreHostNetwork(net, BRIDGE);

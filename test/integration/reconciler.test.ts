@@ -13,7 +13,7 @@ import type { ObjectStatus, ReconcileEvent } from "../../reconciler/status";
 import type * as cri from "../../runtime/api/cri-v1";
 import { startDaemon, type TestDaemon } from "../support/daemon";
 import { hostNetworkSnapshot, type HostNetworkSnapshot, restoreHostNetwork } from "../support/host-network";
-import { forceClean, removeAllPods } from "../support/pods";
+import { forceClean, stopAndRemovePods } from "../support/pods";
 import { freePort, startRegistry } from "../support/registry";
 import { cgroupDirsBelowSelf } from "../support/runtime-pair";
 import { buildTestImages, pushLayout } from "../support/test-images";
@@ -198,13 +198,7 @@ spec:
 
   after(async () => {
     try {
-      if (daemon) {
-        // The reconciler would put back what removeAllPods takes: stop it first.
-        await daemon.stop();
-        const cleaner = await startDaemon({ dir: join(work, "daemon"), config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET } } });
-        await removeAllPods(cleaner.client).catch(() => {});
-        await cleaner.stop();
-      }
+      if (daemon) await stopAndRemovePods(daemon, { dir: join(work, "daemon"), config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET } } });
     } finally {
       // BERTH_TEST_LOGS=DIR keeps the daemon's log for a failed run.
       if (process.env.BERTH_TEST_LOGS && daemon) await writeFile(join(process.env.BERTH_TEST_LOGS, "reconciler-daemon.log"), daemon.logs()).catch(() => {});

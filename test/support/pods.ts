@@ -10,6 +10,7 @@ import type * as cri from "../../runtime/api/cri-v1";
 import type { CriRequest } from "../../runtime/api/cri-v1";
 import type { CriClient } from "../../cri/client";
 import { parseCriLogLine } from "../../runtime/monitor/cri-log-reader";
+import { type DaemonOptions, startDaemon, type TestDaemon } from "./daemon";
 
 let seq = 0;
 
@@ -67,6 +68,20 @@ export function readCriLog(path: string): LogLine[] {
       if (!r) throw new Error(`not a CRI log line: ${JSON.stringify(line)}`);
       return { stream: r.stream, tag: r.partial ? "P" : "F", content: r.content };
     });
+}
+
+/**
+ * Stops a daemon that runs a reconciler (it would put back what is removed), then removes every
+ * pod through a plain daemon started on the same directories with `opts`.
+ */
+export async function stopAndRemovePods(daemon: TestDaemon, opts: DaemonOptions): Promise<void> {
+  await daemon.stop();
+  const cleaner = await startDaemon(opts);
+  try {
+    await removeAllPods(cleaner.client).catch(() => {});
+  } finally {
+    await cleaner.stop();
+  }
 }
 
 /** Removes every pod through CRI (which stops and removes their containers). */

@@ -75,7 +75,7 @@ export function podMetrics(registry: Registry, runtime: RuntimeService, state: s
 
   // Per container, from the same stats kubelet reads (ListContainerStats).
   const labels = ["namespace", "pod", "container"];
-  const perContainer = async (): Promise<Array<{ l: Record<string, string>; st: cri.ContainerStats; c?: cri.ContainerStatus }>> => {
+  const perContainer = async (): Promise<Array<{ l: Record<string, string>; st: cri.ContainerStats; attempt: number }>> => {
     const [{ stats }, { items }] = await Promise.all([runtime.listContainerStats({}), runtime.listPodSandbox({})]);
     const pods = new Map(items.map((p) => [p.id, p]));
     const { containers } = await runtime.listContainers({ filter: { state: { state: "CONTAINER_RUNNING" } } });
@@ -85,7 +85,7 @@ export function podMetrics(registry: Registry, runtime: RuntimeService, state: s
       const c = byId.get(st.attributes?.id ?? "");
       if (!c) continue;
       const pod = pods.get(c.podSandboxId);
-      out.push({ l: { namespace: pod?.metadata?.namespace ?? "", pod: pod?.metadata?.name ?? "", container: c.metadata?.name ?? "" }, st, c: { metadata: c.metadata } as cri.ContainerStatus });
+      out.push({ l: { namespace: pod?.metadata?.namespace ?? "", pod: pod?.metadata?.name ?? "", container: c.metadata?.name ?? "" }, st, attempt: c.metadata?.attempt ?? 0 });
     }
     return out;
   };
@@ -147,7 +147,7 @@ export function podMetrics(registry: Registry, runtime: RuntimeService, state: s
     registers: [registry],
     async collect() {
       this.reset();
-      for (const x of await once()) this.inc(x.l, x.c?.metadata?.attempt ?? 0);
+      for (const x of await once()) this.inc(x.l, x.attempt);
     },
   });
   return {
