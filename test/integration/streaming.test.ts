@@ -288,4 +288,32 @@ describe("streaming: exec, attach and port-forward through the CRI URLs", () => 
     }
     assert.equal(cli.exitCode, 0);
   });
+
+  test("port-forward over WebSocket: the port from the URL, its number first on both channels, then the bytes", async () => {
+    const { url } = await daemon.client.runtimeCall<cri.PortForwardResponse>("PortForward", { podSandboxId: podId, port: [8080] });
+    const ws = new WebSocket(`${url.replace(/^http/, "ws")}?port=8080`, ["portforward.k8s.io"]);
+    const data: Buffer[] = [];
+    const firsts = new Map<number, Buffer>();
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("no HTTP answer through the WebSocket")), 10_000);
+      ws.on("open", () => ws.send(Buffer.concat([Buffer.from([0]), Buffer.from("GET /index.html HTTP/1.0\r\n\r\n")])));
+      ws.on("message", (m: Buffer) => {
+        const ch = m[0]!;
+        if (!firsts.has(ch)) {
+          firsts.set(ch, m.subarray(1));
+          return;
+        }
+        if (ch === 0) data.push(m.subarray(1));
+        if (/<h1>hi<\/h1>/.test(Buffer.concat(data).toString())) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+      ws.on("error", reject);
+    });
+    ws.close();
+    assert.deepEqual([...firsts.keys()].sort(), [0, 1]);
+    for (const b of firsts.values()) assert.equal(b.readUInt16LE(0), 8080);
+    assert.match(Buffer.concat(data).toString(), /^HTTP\/1\.[01] 200/);
+  });
 });
