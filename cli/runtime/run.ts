@@ -28,7 +28,7 @@ export async function run(argv: string[], g: RuntimeGlobals): Promise<number> {
     initCommand: initCommand(),
     warn: (m) => reportWarning(g, m),
   });
-  const lifecycle = { root: g.root, cgroupFor: openContainerCgroup };
+  const lifecycle = { root: g.root, cgroupFor: openContainerCgroup, warn: (m: string) => reportWarning(g, m) };
   const exited = new Promise<number>((resolve) =>
     created.child.once("exit", (code, signal) => resolve(signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1))),
   );

@@ -5,10 +5,10 @@ import { openContainerCgroup } from "../../runtime/oci/cgroup-of";
 import { containerState, deleteContainer, killContainer, type LifecycleOptions, listContainerIds, parseSignal, startContainer } from "../../runtime/oci/lifecycle";
 import { NotFoundError } from "../../runtime/errors";
 import { trace } from "../../runtime/oci/trace";
-import type { RuntimeGlobals } from "./index";
+import { reportWarning, type RuntimeGlobals } from "./index";
 
 function lifecycle(g: RuntimeGlobals): LifecycleOptions {
-  return { root: g.root, cgroupFor: openContainerCgroup };
+  return { root: g.root, cgroupFor: openContainerCgroup, warn: (m) => reportWarning(g, m) };
 }
 
 function oneId(positionals: string[], usage: string): string {

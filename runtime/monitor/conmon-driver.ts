@@ -242,7 +242,7 @@ export class ConmonMonitor implements ContainerMonitor {
   }
 
   async start(rec: ContainerRecord, handler: RuntimeHandler): Promise<void> {
-    if (handler.inProcess) return startContainer({ root: handler.root }, rec.id);
+    if (handler.inProcess) return startContainer({ root: handler.root, warn: (m) => this.opts.log.warn(m, { container: rec.id.slice(0, 12) }) }, rec.id);
     await this.runtime(handler, ["start", rec.id], `start container ${rec.id.slice(0, 12)}`);
   }
 
@@ -275,7 +275,7 @@ export class ConmonMonitor implements ContainerMonitor {
   async delete(rec: ContainerRecord, handler: RuntimeHandler): Promise<void> {
     if (handler.inProcess) {
       try {
-        await deleteContainer({ root: handler.root, cgroupFor: openContainerCgroup }, rec.id, true);
+        await deleteContainer({ root: handler.root, cgroupFor: openContainerCgroup, warn: (m) => this.opts.log.warn(m, { container: rec.id.slice(0, 12) }) }, rec.id, true);
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err;
       }

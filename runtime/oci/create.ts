@@ -13,6 +13,7 @@ import { mknod, S_IFIFO } from "../linux/file-calls";
 import { CLONE, type Syscalls } from "../linux/types";
 import { writeFileAtomicSync } from "../store/atomic";
 import { type PreparedCgroup, prepareCgroup } from "./cgroup-of";
+import { hooksOf, runHooks } from "./hooks";
 import type { InitConfig } from "./init-config";
 import type { NamespaceType, Spec } from "./spec-types";
 import { type ContainerRecord, claimContainerDir, fifoPath, processStartTime, removeContainerDir, rfc3339Nano, writeRecord } from "./state-dir";
@@ -72,8 +73,6 @@ function refuseUnsupported(spec: Spec, where: string): void {
   const hasUts = spec.linux?.namespaces?.some((n) => n.type === "uts");
   if (spec.hostname && !hasUts) throw new InvalidArgumentError(`${where}: hostname "${spec.hostname}" is set, but the container has no UTS namespace`);
   if (spec.domainname && !hasUts) throw new InvalidArgumentError(`${where}: domainname "${spec.domainname}" is set, but the container has no UTS namespace`);
-  const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => (list?.length ?? 0) > 0);
-  if (hooks.length) throw new InvalidArgumentError(`${where}: OCI hooks (${hooks.map(([k]) => k).join(", ")}) are not supported by berth yet`);
   if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
 }
 
@@ -201,12 +200,13 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     }
 
     restore = enterNamespaces(sys, spec);
-    const made: { cgroup?: PreparedCgroup; joined?: Promise<unknown> } = {};
+    const made: { cgroup?: PreparedCgroup; joined?: Promise<unknown>; pid?: number } = {};
     const newCgroupNs = Boolean(spec.linux?.namespaces?.some((n) => n.type === "cgroup"));
     // What remains is done while the init boots: the seccomp filter, the cgroup, its configuration.
     const prepare = async (pid: number): Promise<InitConfig> => {
       restore?.();
       restore = undefined;
+      made.pid = pid;
       const cgroup = await prepareCgroup(spec, opts.id, opts.cgroupRoot ?? "");
       made.cgroup = cgroup;
       cgroupCleanup = cgroup.destroy;
@@ -239,9 +239,16 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
         seccomp: seccomp ? { program: seccomp.program.toString("base64"), flags: seccomp.flags } : undefined,
         cgroupMounts: { cgroupLayout: cgroup.layout, cgroupV1: cgroup.v1, cgroup2Path: cgroup.cgroup2Path },
         preserveFds: opts.preserveFds ?? 0,
+        hostPid: pid,
       };
     };
-    child = await startStage(opts.initCommand, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`, prepare, opts.warn);
+    // prestart (deprecated, still run) and createRuntime, in this process's namespaces: hooks.ts.
+    const runtimeHooks = async () => {
+      const state = { id: opts.id, pid: made.pid ?? 0, status: "creating" as const, bundle, annotations: spec.annotations };
+      await runHooks("prestart", hooksOf(spec, "prestart"), state);
+      await runHooks("createRuntime", hooksOf(spec, "createRuntime"), state);
+    };
+    child = await startStage(opts.initCommand, { handle: fds[0]!, console: consoleFd, preserve: opts.preserveFds ?? 0 }, `container "${opts.id}"`, prepare, opts.warn, runtimeHooks);
     await made.joined;
     const pid = child.pid!;
 

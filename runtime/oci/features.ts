@@ -22,8 +22,7 @@ export function runtimeFeatures(): Record<string, unknown> {
   return {
     ociVersionMin: "1.0.0",
     ociVersionMax: OCI_VERSION,
-    // OCI hooks are not run yet: say so rather than let a caller rely on them.
-    hooks: [],
+    hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
     mountOptions: MOUNT_OPTIONS,
     linux: {
       // No user namespaces: Node is multi-threaded, and the kernel refuses them to such processes.

@@ -27,6 +27,8 @@ export interface InitConfig {
   seccomp?: { program: string; flags: number };
   /** fds 3.. passed through to the container (runc's --preserve-fds), placed at 6.. in the init. */
   preserveFds: number;
+  /** The init's pid as the host sees it: the state hooks read names it. */
+  hostPid: number;
 }
 
 /** What the launcher of `exec` hands the exec stage. */

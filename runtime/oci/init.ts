@@ -11,6 +11,7 @@ import { O } from "../linux/syscalls";
 import { openPty, setWindowSize } from "../linux/pty";
 import { sendFdOver } from "../linux/unix-socket";
 import { applyCapabilities, dropBoundingSet } from "../security/capabilities";
+import { hooksOf, runHooksSync } from "./hooks";
 import type { ExecConfig, InitConfig } from "./init-config";
 import { applyRootPropagation, createCwd, createDevices, maskPaths, mountAll, pivotRoot, readonlyPaths, remountReadonlyMounts, remountRootReadonly } from "./rootfs";
 import type { Process, Spec } from "./spec-types";
@@ -40,7 +41,26 @@ function step<T>(what: string, fn: () => T): T {
 
 let readyReported = false;
 
-function report(msg: { ready?: boolean; warning?: string; error?: string }): void {
+/** Blocks until the launcher has run its hooks: one line on the sync pipe, "resume" or why not. */
+function waitForResume(): void {
+  const buf = Buffer.alloc(4096);
+  let line = "";
+  while (!line.includes("\n")) {
+    let n: number;
+    try {
+      n = readSync(SYNC_FD, buf, 0, buf.length, null);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EAGAIN" || (err as NodeJS.ErrnoException).code === "EINTR") continue;
+      throw err;
+    }
+    if (n === 0) throw new InitError("the launcher went away while its hooks ran");
+    line += buf.subarray(0, n).toString();
+  }
+  const word = line.slice(0, line.indexOf("\n"));
+  if (word !== "resume") throw new InitError(word);
+}
+
+function report(msg: { ready?: boolean; warning?: string; error?: string; hooks?: boolean }): void {
   writeSync(SYNC_FD, `${JSON.stringify(msg)}\n`);
   if (msg.ready) readyReported = true;
 }
@@ -124,9 +144,19 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
   const rootfsOpts = { rootfs: cfg.rootfs, bundle: cfg.bundle, ...cfg.cgroupMounts };
   // runc's order: mounts, devices, pivot_root, propagation, cwd; then what needs the new root
   // (terminal, sysctls, hostname); then read-only and masked paths, read-only mounts, read-only root.
+  const hookState = (status: "creating" | "created") => ({ id: cfg.id, pid: cfg.hostPid, status, bundle: cfg.bundle, annotations: spec.annotations });
   if (hasMountNs) {
     step("mounts", () => mountAll(sys, spec, rootfsOpts));
     step("devices", () => createDevices(sys, spec, rootfsOpts));
+  }
+  // runc's place for hooks: the mounts are made, the root is not pivoted yet. prestart and
+  // createRuntime run in the launcher (the runtime's namespaces) while this waits.
+  if (hooksOf(spec, "prestart").length || hooksOf(spec, "createRuntime").length) {
+    report({ hooks: true });
+    waitForResume();
+  }
+  step("createContainer hooks", () => runHooksSync("createContainer", hooksOf(spec, "createContainer"), hookState("creating")));
+  if (hasMountNs) {
     step("pivot_root", () => pivotRoot(sys, cfg.rootfs));
     step("root propagation", () => applyRootPropagation(sys, spec));
     step(`create cwd ${proc.cwd}`, () => createCwd(spec));
@@ -144,7 +174,16 @@ export function runInit(sys: Syscalls, cfg: InitConfig): never {
   }
   trace("init:rootfs");
 
-  execProcess(sys, proc, { seccomp: cfg.seccomp, preserveFds: cfg.preserveFds, nofile: cfg.nofile, waitForStart: () => waitOnFifo(sys, cfg.fifoFd) });
+  execProcess(sys, proc, {
+    seccomp: cfg.seccomp,
+    preserveFds: cfg.preserveFds,
+    nofile: cfg.nofile,
+    waitForStart: () => {
+      waitOnFifo(sys, cfg.fifoFd);
+      // After start released us, in the container, as the container's user: runc's place.
+      step("startContainer hooks", () => runHooksSync("startContainer", hooksOf(spec, "startContainer"), hookState("created")));
+    },
+  });
 }
 
 /** Blocks until `start` opens the FIFO for reading, then tells it we are going. */

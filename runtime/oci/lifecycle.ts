@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import type { CgroupManager } from "../cgroups/types";
 import { OCI_VERSION } from "./default-spec";
+import { hooksOf, runHooks } from "./hooks";
 import type { State } from "./spec-types";
 import { type ContainerRecord, fifoPath, processStartTime, readRecord, removeContainerDir } from "./state-dir";
 import { existsSync } from "node:fs";
@@ -15,6 +16,8 @@ export interface LifecycleOptions {
   root: string;
   /** Opens the container's cgroup; undefined when the container has none. */
   cgroupFor?: (rec: ContainerRecord) => Promise<CgroupManager | undefined>;
+  /** Where poststart and poststop hook failures go: the spec makes them warnings. */
+  warn?: (message: string) => void;
 }
 
 function alive(rec: ContainerRecord): boolean {
@@ -84,6 +87,14 @@ export async function startContainer(opts: LifecycleOptions, id: string): Promis
     await fh.close();
   }
   await unlink(fifo).catch(() => {});
+  const poststart = hooksOf(rec.spec, "poststart");
+  if (poststart.length) {
+    // runc hands poststart hooks the state it read before the release ("created"); hooks written
+    // for runc expect that.
+    await runHooks("poststart", poststart, { id, pid: rec.pid, status: "created", bundle: rec.bundle, annotations: rec.spec.annotations }).catch((err: Error) =>
+      opts.warn?.(`container "${id}": ${err.message}`),
+    );
+  }
 }
 
 const SIGNALS: Record<string, number> = {
@@ -146,4 +157,10 @@ export async function deleteContainer(opts: LifecycleOptions, id: string, force 
   }
   if (cg) await cg.destroy();
   removeContainerDir(opts.root, id);
+  const poststop = hooksOf(rec.spec, "poststop");
+  if (poststop.length) {
+    await runHooks("poststop", poststop, { id, pid: 0, status: "stopped", bundle: rec.bundle, annotations: rec.spec.annotations }).catch((err: Error) =>
+      opts.warn?.(`container "${id}": ${err.message}`),
+    );
+  }
 }

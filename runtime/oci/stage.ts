@@ -38,6 +38,8 @@ export async function startStage(
   what: string,
   prepare: (pid: number) => object | Promise<object>,
   warn: WarningSink = () => {},
+  /** Run when the stage asks (its mounts made, its root not pivoted): the runtime's own hooks. */
+  onHooks?: () => Promise<void>,
 ): Promise<ChildProcess> {
   const stdio: Array<"inherit" | "pipe" | "ignore" | number> = ["inherit", "inherit", "inherit", "pipe", fds.handle, fds.console ?? "ignore"];
   for (let i = 0; i < fds.preserve; i++) stdio[6 + i] = 3 + i;
@@ -45,7 +47,7 @@ export async function startStage(
   const child = spawn(cmd.execPath, cmd.args, { stdio, env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...traceEnv() } });
   // Listening from the start: a stage that dies while prepare runs is noticed, and an EPIPE
   // writing to it is not an unhandled error.
-  const ready = waitReady(child, what);
+  const ready = waitReady(child, what, onHooks);
   ready.catch(() => {});
   try {
     if (child.pid === undefined) throw new InternalError(`${what}: ${cmd.execPath} did not start`);
@@ -73,7 +75,7 @@ export async function killStage(child: ChildProcess): Promise<void> {
  * The stage writes one JSON line on fd 3: {"ready":true[,"warning":"…"]} or {"error":"…"}; EOF
  * first means it died. Resolves with the warning, if any.
  */
-function waitReady(child: ChildProcess, what: string): Promise<string | undefined> {
+function waitReady(child: ChildProcess, what: string, onHooks?: () => Promise<void>): Promise<string | undefined> {
   return new Promise((resolveReady, reject) => {
     const sync = child.stdio[3] as NodeJS.ReadableStream;
     // EPIPE when the stage is gone: its exit says more.
@@ -89,16 +91,27 @@ function waitReady(child: ChildProcess, what: string): Promise<string | undefine
     };
     sync.on("data", (d: Buffer) => {
       buf += d.toString();
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      let msg: { ready?: boolean; warning?: string; error?: string };
-      try {
-        msg = JSON.parse(buf.slice(0, nl));
-      } catch {
-        return finish(new InternalError(`${what}: the stage sent an unreadable message: ${buf.slice(0, 200)}`));
+      for (let nl = buf.indexOf("\n"); nl >= 0 && !done; nl = buf.indexOf("\n")) {
+        let msg: { ready?: boolean; warning?: string; error?: string; hooks?: boolean };
+        try {
+          msg = JSON.parse(buf.slice(0, nl));
+        } catch {
+          return finish(new InternalError(`${what}: the stage sent an unreadable message: ${buf.slice(0, 200)}`));
+        }
+        buf = buf.slice(nl + 1);
+        if (msg.hooks) {
+          // The stage waits for one line: "resume", or why it must give up.
+          const out = child.stdio[3] as NodeJS.WritableStream;
+          (onHooks ?? (async () => {}))().then(
+            () => out.write("resume\n"),
+            (err: Error) => {
+              out.write(`${err.message.replace(/\n/g, " ")}\n`);
+              finish(new FailedPreconditionError(`${what}: ${err.message}`));
+            },
+          );
+        } else if (msg.ready) finish(undefined, typeof msg.warning === "string" ? msg.warning : undefined);
+        else finish(new FailedPreconditionError(`${what}: ${msg.error ?? "setup failed"}`));
       }
-      if (msg.ready) finish(undefined, typeof msg.warning === "string" ? msg.warning : undefined);
-      else finish(new FailedPreconditionError(`${what}: ${msg.error ?? "setup failed"}`));
     });
     child.once("exit", (code, signal) => finish(new InternalError(`${what}: the stage exited (${signal ?? `code ${code}`}) before it was ready`)));
     child.once("error", (err) => finish(new InternalError(`${what}: cannot start the stage: ${err.message}`)));
