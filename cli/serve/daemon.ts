@@ -3,11 +3,8 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { berthHandlers } from "../../cri/berth-service";
-import { CriClient } from "../../cri/client";
-import { remoteBackend } from "../../cri/remote-runtime";
 import { StreamingServer } from "../../cri/streaming/server";
-import { localBackend } from "../../reconciler/backend-local";
-import { Reconciler } from "../../reconciler/reconciler";
+import type { Reconciler } from "../../reconciler/reconciler";
 import { writeFileAtomic } from "../../runtime/store/atomic";
 import { runtimeServiceHandlers } from "../../cri/runtime-service";
 import { imageHandlers } from "../../cri/images";
@@ -33,7 +30,7 @@ import { KeyedMutex } from "../../runtime/sync/keyed-mutex";
 import { OverlaySnapshotter } from "../../runtime/snapshot/overlay";
 import type { DaemonConfig } from "../config";
 import { startHttpApi } from "./http";
-import { criMetrics, imageMetrics, newRegistry, podMetrics, reconcilerMetrics } from "./metrics/index";
+import { criMetrics, imageMetrics, newRegistry, podMetrics } from "./metrics/index";
 
 export interface Daemon {
   socket: string;
@@ -146,6 +143,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   let reconciler: Reconciler | undefined;
   if (config.manifests) {
     const endpoint = config.reconciler.runtimeEndpoint;
+    // Loaded only with --manifests: a plain CRI runtime does not carry the reconciler's code.
+    const [{ Reconciler }, { localBackend }, { remoteBackend }, { CriClient }] = await Promise.all([
+      import("../../reconciler/reconciler"),
+      import("../../reconciler/backend-local"),
+      import("../../cri/remote-runtime"),
+      import("../../cri/client"),
+    ]);
     const backend = endpoint ? remoteBackend(new CriClient(endpoint)) : localBackend(runtime, images);
     reconciler = new Reconciler({
       manifests: config.manifests,
@@ -155,7 +159,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       resyncMs: config.reconciler.resyncSeconds * 1000,
       concurrency: config.reconciler.concurrency,
     });
-    reconcilerMetrics(metrics, reconciler);
+    (await import("./metrics/reconciler")).reconcilerMetrics(metrics, reconciler);
   }
 
   let http: Awaited<ReturnType<typeof startHttpApi>>;

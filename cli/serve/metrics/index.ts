@@ -19,4 +19,3 @@ export function newRegistry(): Registry {
 export { criMetrics } from "./cri";
 export { imageMetrics } from "./images";
 export { podMetrics } from "./pods";
-export { reconcilerMetrics } from "./reconciler";
