@@ -1,6 +1,7 @@
 // Wires berth's daemon together: stores on disk, the image service, the CRI gRPC server and the
 // HTTP listener. Each part is built here and handed to the next; none reaches for a global.
 import { mkdir } from "node:fs/promises";
+import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { berthHandlers } from "../../cri/berth-service";
 import { StreamingServer } from "../../cri/streaming/server";
@@ -168,6 +169,17 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       addr: config.metricsAddr,
       metrics,
       unhealthy: async () => {
+        // What kubelet needs first: the socket answers.
+        const socketError = await new Promise<string | undefined>((resolve) => {
+          const c = connect(config.socket);
+          c.setTimeout(2000, () => c.destroy(new Error("no answer within 2 s")));
+          c.once("connect", () => {
+            c.destroy();
+            resolve(undefined);
+          });
+          c.once("error", (err) => resolve(err.message));
+        });
+        if (socketError) return `CRI socket ${config.socket} does not answer: ${socketError}`;
         const bad = (await health.conditions()).find((c) => c.type === "RuntimeReady" && !c.status);
         return bad ? `${bad.type}: ${bad.reason} ${bad.message}` : undefined;
       },

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, unlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -132,11 +132,17 @@ describe("observability: the Grafana dashboard against a real Prometheus", () =>
     assert.equal(lint.trim(), "");
   });
 
-  test("/healthz answers ok and /api/v1/version names berth", async () => {
+  test("/healthz answers ok, and 503 with the reason once the CRI socket is gone; /api/v1/version names berth", async () => {
     const h = await fetch(`http://${metricsAddr}/healthz`);
     assert.equal(h.status, 200);
     assert.equal(await h.text(), "ok\n");
     const v = (await (await fetch(`http://${metricsAddr}/api/v1/version`)).json()) as { version: string };
     assert.match(v.version, /^\d+\.\d+\.\d+/);
+    // Without its socket, kubelet cannot reach the runtime: /healthz says so. (Last: the daemon is
+    // stopped after this.)
+    await unlink(daemon.socket);
+    const down = await fetch(`http://${metricsAddr}/healthz`);
+    assert.equal(down.status, 503);
+    assert.match(await down.text(), /CRI socket .* does not answer/);
   });
 });
