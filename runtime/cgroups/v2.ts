@@ -1,10 +1,11 @@
 // The cgroup v2 (unified hierarchy) driver: one directory, controllers enabled from above through
 // cgroup.subtree_control, limits written as runc's fs2 driver writes them.
 //
-// Not done on v2 yet: device rules. v2 has no devices.allow; device access is decided by an eBPF
-// program of type BPF_CGROUP_DEVICE attached to the cgroup (runc generates one from the rules).
-// Berth warns and leaves them unenforced until it compiles and attaches such a program.
+// Device rules: v2 has no devices.allow; device access is decided by an eBPF program of type
+// BPF_CGROUP_DEVICE attached to the cgroup, which v2-devices.ts compiles from the rules, as runc's
+// devicefilter does.
 import { dirname } from "node:path";
+import { attachDeviceFilter } from "./v2-devices";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FailedPreconditionError, InvalidArgumentError, UnavailableError } from "../errors";
 import {
@@ -109,11 +110,7 @@ export class V2Manager implements CgroupManager {
     this.setMemory(available, r);
     this.setIo(available, r);
     this.setCpu(available, r);
-    if (r.devices && r.devices.length > 0) {
-      this.warn(
-        `${r.devices.length} device cgroup rules not enforced: on cgroup v2 device access needs a BPF_CGROUP_DEVICE eBPF program, which berth does not attach yet`,
-      );
-    }
+    if (r.devices && r.devices.length > 0) attachDeviceFilter(this.dir, r.devices);
     this.setCpuset(available, r);
     this.setHugetlb(available, r);
     this.setRdma(available, r);

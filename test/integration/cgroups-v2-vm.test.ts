@@ -50,12 +50,13 @@ interface GuestResult {
   freeze: { frozen: boolean; eventsFrozen: boolean; usageStillWhileFrozen: boolean; thawed: boolean; resumed: boolean };
   io: { device: string; ioMax: string; writeBytes: number; swapMax: string };
   destroy: { refusedWhileBusy: boolean; removed: boolean[] };
+  devices: { out: string };
   rootRemoved: boolean;
   warnings: string[];
   errors: Array<{ step: string; message: string }>;
 }
 
-test("cgroup v2 limits take effect in a pure-v2 guest: OOM kill, pids.max, cpu.max, freeze, io.max, destroy", async (t) => {
+test("cgroup v2 limits take effect in a pure-v2 guest: OOM kill, pids.max, cpu.max, freeze, io.max, device rules, destroy", async (t) => {
   const run = await runGuest();
   const line = run.stdout.split("\n").find((l) => l.startsWith(RESULT_TAG));
   // No silent skip: a guest that did not boot or a script that crashed fails with what it said.
@@ -97,6 +98,9 @@ test("cgroup v2 limits take effect in a pure-v2 guest: OOM kill, pids.max, cpu.m
   assert.equal(r.io.swapMax, String(32 << 20), "memory+swap 96M over memory 64M is 32M of swap");
 
   // destroy refuses while a process lives, then every cgroup and berth's root are gone.
+  // Device rules through the eBPF program: /dev/null allowed, /dev/zero (no rule) denied.
+  assert.equal(r.devices.out, "null-ok\nzero-denied\n");
+
   assert.equal(r.destroy.refusedWhileBusy, true);
   assert.ok(r.destroy.removed.every(Boolean), JSON.stringify(r.destroy));
   assert.equal(r.rootRemoved, true);

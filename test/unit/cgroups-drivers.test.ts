@@ -36,7 +36,6 @@ test("v2 apply writes runc's values: swap as swap-only, shares as weight, quota 
     cpu: { shares: 1024, quota: 10000, period: 100000, cpus: "0", mems: "0" },
     blockIO: { weight: 500 },
     hugepageLimits: [{ pageSize: "2MB", limit: 0 }],
-    devices: [{ allow: false, access: "rwm" }],
   });
   assert.equal(read(dir, "memory.max"), String(32 << 20));
   assert.equal(read(dir, "memory.swap.max"), String(64 << 20), "(limit+swap) - limit");
@@ -47,7 +46,16 @@ test("v2 apply writes runc's values: swap as swap-only, shares as weight, quota 
   assert.equal(read(dir, "io.weight"), "4950", "no BFQ here: the converted weight goes to io.weight");
   assert.equal(read(dir, "cpuset.cpus"), "0");
   assert.ok(warnings.some((w) => /hugepage limits skipped: the hugetlb controller is not enabled/.test(w)), warnings.join("; "));
-  assert.ok(warnings.some((w) => /device cgroup rules not enforced: on cgroup v2 device access needs a BPF_CGROUP_DEVICE eBPF program/.test(w)));
+});
+
+test("v2 device rules become an eBPF program the kernel's verifier accepts; a directory that is no cgroup refuses it", (t) => {
+  const dir = fakeCgroup(t, [], "");
+  const m = openCgroupManager({ version: 2, path: "/ctr", dirs: { unified: dir } }, { warn: () => {} });
+  // BPF_PROG_LOAD passes (the verifier took the program); BPF_PROG_ATTACH to a plain directory fails.
+  assert.throws(
+    () => m.applySync({ devices: [{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 1, minor: 3, access: "rw" }] }),
+    (e: Error) => /cannot attach the device filter to/.test(e.message) && !/cannot load/.test(e.message),
+  );
 });
 
 test("v2 apply writes max for an unlimited quota and for negative pids limits", (t) => {

@@ -151,6 +151,16 @@ await step("io", async () => {
   result.io = { device, ioMax: file(m, "io.max"), writeBytes: s.io.writeBytes, swapMax: file(m, "memory.swap.max"), out: w.out() };
 });
 
+await step("devices", async () => {
+  const m = manager("devices");
+  await m.create();
+  // Deny everything, then allow /dev/null: the eBPF program decides, the kernel enforces.
+  await m.apply({ devices: [{ allow: false, access: "rwm" }, { allow: true, type: "c", major: 1, minor: 3, access: "rwm" }] });
+  const w = await runIn(m, `echo x > /dev/null && echo null-ok; ${BUSYBOX} head -c1 /dev/zero >/dev/null 2>&1 && echo zero-ok || echo zero-denied`);
+  await w.exited;
+  result.devices = { out: w.out() };
+});
+
 await step("destroy", async () => {
   const m = manager("destroy");
   await m.create();
