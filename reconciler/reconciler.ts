@@ -18,6 +18,7 @@ import {
   ANN_SOURCE,
   type DesiredPod,
   type DesiredState,
+  type Diagnostic,
   diagnosticText,
   keyString,
   LABEL_MANAGED,
@@ -209,7 +210,9 @@ export class Reconciler {
   }
 
   private markErrors(set: ManifestSet, kept: ManifestObject[]): void {
-    const brokenBy = new Map(set.diagnostics.map((d) => [d.file, d]));
+    // A broken file's objects carry its first problem (the one an editor shows first).
+    const brokenBy = new Map<string, Diagnostic>();
+    for (const d of set.diagnostics) if (!brokenBy.has(d.file)) brokenBy.set(d.file, d);
     const all = [...set.objects.map((o) => o.key), ...kept.map((o) => o.key)];
     for (const k of all) {
       const s = this.book.entry(k);
