@@ -316,4 +316,22 @@ describe("streaming: exec, attach and port-forward through the CRI URLs", () => 
     for (const b of firsts.values()) assert.equal(b.readUInt16LE(0), 8080);
     assert.match(Buffer.concat(data).toString(), /^HTTP\/1\.[01] 200/);
   });
+
+  test("berth attach, the CLI, streams a running container's output; interrupting it leaves the container running", async () => {
+    const { spawn } = await import("node:child_process");
+    const { BERTH_JS } = await import("../support/daemon");
+    const cli = spawn(process.execPath, [BERTH_JS, "--socket", daemon.socket, "attach", "ticker"], { stdio: ["ignore", "pipe", "pipe"] });
+    const exited = new Promise<number | null>((r) => cli.once("exit", (code, signal) => r(code ?? (signal ? 128 : null))));
+    try {
+      let out = "";
+      cli.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      for (let i = 0; i < 100 && !/tick \d+\ntick \d+\n/.test(out); i++) await sleep(100);
+      assert.match(out, /tick \d+\n/);
+    } finally {
+      process.kill(cli.pid!, "SIGINT");
+      await exited;
+    }
+    const st = await daemon.client.runtimeCall<cri.ContainerStatusResponse>("ContainerStatus", { containerId: ticker });
+    assert.equal(st.status!.state, "CONTAINER_RUNNING");
+  });
 });
