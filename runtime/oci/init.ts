@@ -41,11 +41,14 @@ function step<T>(what: string, fn: () => T): T {
 
 let readyReported = false;
 
-/** Blocks until the launcher has run its hooks: one line on the sync pipe, "resume" or why not. */
-function waitForResume(): void {
-  const buf = Buffer.alloc(4096);
-  let line = "";
-  while (!line.includes("\n")) {
+/**
+ * One line from the launcher on the sync pipe (blocking on this side); `gone` says what a closed
+ * pipe means at this point. Reads stop at the newline: nothing after it is the line's.
+ */
+function readLine(gone: string): string {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
     let n: number;
     try {
       n = readSync(SYNC_FD, buf, 0, buf.length, null);
@@ -53,10 +56,16 @@ function waitForResume(): void {
       if ((err as NodeJS.ErrnoException).code === "EAGAIN" || (err as NodeJS.ErrnoException).code === "EINTR") continue;
       throw err;
     }
-    if (n === 0) throw new InitError("the launcher went away while its hooks ran");
-    line += buf.subarray(0, n).toString();
+    if (n === 0) throw new InitError(gone);
+    const nl = buf.subarray(0, n).indexOf(10);
+    chunks.push(Buffer.from(buf.subarray(0, nl < 0 ? n : nl)));
+    if (nl >= 0) return Buffer.concat(chunks).toString("utf8");
   }
-  const word = line.slice(0, line.indexOf("\n"));
+}
+
+/** Blocks until the launcher has run its hooks: "resume", or why not. */
+function waitForResume(): void {
+  const word = readLine("the launcher went away while its hooks ran");
   if (word !== "resume") throw new InitError(word);
 }
 
@@ -279,21 +288,7 @@ export function runExec(sys: Syscalls, cfg: ExecConfig): never {
  * this side), and a launcher that dies first closes it.
  */
 function readConfig(): InitConfig | ExecConfig {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(SYNC_FD, buf, 0, buf.length, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EAGAIN" || (err as NodeJS.ErrnoException).code === "EINTR") continue;
-      throw err;
-    }
-    if (n === 0) throw new InitError("the launcher closed the sync pipe before sending the configuration");
-    const nl = buf.subarray(0, n).indexOf(10);
-    chunks.push(Buffer.from(buf.subarray(0, nl < 0 ? n : nl)));
-    if (nl >= 0) return JSON.parse(Buffer.concat(chunks).toString("utf8")) as InitConfig | ExecConfig;
-  }
+  return JSON.parse(readLine("the launcher closed the sync pipe before sending the configuration")) as InitConfig | ExecConfig;
 }
 
 /** Entry of the init (or exec) stage: runs it on the configuration from the launcher, reporting a failure to it. */
