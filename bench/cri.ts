@@ -14,23 +14,21 @@
 // containerd (berth needs none); berth serve with its own bridge; containerd through
 // ../shared/anchors/containerd/start.sh. Everything is removed on exit, also on error and Ctrl-C:
 // pods through CRI, then the daemons, bridges, nat rules, cgroups and directories.
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CriClient } from "../cri/client";
+import type { CriClient } from "../cri/client";
 import type * as cri from "../runtime/api/cri-v1";
-import { busyboxRootfs, writeImageToLayout } from "../runtime/image/build";
 import { startDaemon, type TestDaemon } from "../test/support/daemon";
+import { type ContainerdReference, pushBenchImages, removePodsThroughCri, startContainerd } from "./containerd-reference";
+import { median, p90, table } from "./figures";
 import { hostNetworkSnapshot, restoreHostNetwork } from "../test/support/host-network";
 import { forceClean } from "../test/support/pods";
 import { startRegistry } from "../test/support/registry";
 import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
-import { pushLayout } from "../test/support/test-images";
 
-const ANCHORS = "/work/shared/anchors/containerd";
 const STEPS = ["RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"] as const;
 type Step = (typeof STEPS)[number];
 
@@ -79,15 +77,6 @@ function pidsByExe(exeSuffix: string, mention: string): number[] {
   return out;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : Number.NaN;
-};
-const p90 = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil(s.length * 0.9) - 1)]! : Number.NaN;
-};
-
 async function timed<T>(rt: Runtime, step: Step, fn: () => Promise<T>): Promise<T> {
   const t0 = process.hrtime.bigint();
   const r = await fn();
@@ -132,37 +121,19 @@ async function holdPods(rt: Runtime, image: string, count: number, logDir: strin
   return { rss, monitorPss };
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r, j) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ") + (j === 0 ? `\n${w.map((x) => "-".repeat(x)).join("  ")}` : "")).join("\n");
-}
-
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
-  if (!existsSync(join(ANCHORS, "start.sh")) || !existsSync("/usr/bin/containerd")) throw new Error(`containerd or ${ANCHORS}/start.sh is missing (apt-get install containerd)`);
   const net = hostNetworkSnapshot();
   const work = await mkdtemp(join(tmpdir(), "berth-bench-cri-"));
   const cbase = join(work, "containerd");
   let registry: Awaited<ReturnType<typeof startRegistry>> | undefined;
   let berth: TestDaemon | undefined;
-  let containerd: CriClient | undefined;
+  let containerd: ContainerdReference | undefined;
   const berthBridge = `bb${process.pid % 100000}`;
   const cleanup = async () => {
-    for (const c of [berth?.client, containerd]) {
-      if (!c) continue;
-      try {
-        const { items } = await c.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", {});
-        for (const p of items) {
-          await c.runtimeCall("StopPodSandbox", { podSandboxId: p.id }).catch(() => {});
-          await c.runtimeCall("RemovePodSandbox", { podSandboxId: p.id }).catch(() => {});
-        }
-      } catch {}
-    }
-    containerd?.close();
+    await removePodsThroughCri([berth?.client, containerd?.client].filter((c): c is CriClient => !!c));
     await berth?.stop().catch(() => {});
-    try {
-      execFileSync("sh", [join(ANCHORS, "stop.sh"), cbase], { stdio: "ignore" });
-    } catch {}
+    containerd?.stop();
     await forceClean(work, cgroupDirsBelowSelf(`berth-bench-${process.pid}`));
     restoreHostNetwork(net, berthBridge);
     await registry?.stop().catch(() => {});
@@ -173,24 +144,19 @@ async function main(): Promise<void> {
   });
   try {
     registry = await startRegistry();
-    await writeImageToLayout(join(work, "busybox"), { config: { Env: ["PATH=/bin"], Cmd: ["sh"] }, layers: [{ entries: busyboxRootfs() }] }, { tag: "v1" });
-    await writeImageToLayout(join(work, "pause"), { config: { Env: ["PATH=/bin"], Entrypoint: ["/bin/sleep"], Cmd: ["2147483647"] }, layers: [{ entries: busyboxRootfs() }] }, { tag: "v1" });
-    await pushLayout(join(work, "busybox"), "v1", registry.host, "bench/busybox");
-    await pushLayout(join(work, "pause"), "v1", registry.host, "bench/pause");
-    const image = `${registry.host}/bench/busybox:v1`;
+    const { image, pause } = await pushBenchImages(work, registry.host);
 
     berth = await startDaemon({
       dir: join(work, "berth"),
       insecureRegistries: [registry.host],
       config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge: berthBridge, subnet: `10.89.${process.pid % 250}.0/24` }, logLevel: "warn" },
     });
-    execFileSync("sh", [join(ANCHORS, "start.sh"), cbase, `${registry.host}/bench/pause:v1`, registry.host], { stdio: "inherit" });
-    containerd = new CriClient(join(cbase, "state", "containerd.sock"));
-    const containerdPid = Number(readFileSync(join(cbase, "containerd.pid"), "utf8"));
+    containerd = startContainerd(cbase, pause, registry.host);
+    const containerdPid = containerd.pid;
 
     const runtimes: Runtime[] = [
       { name: "berth", client: berth.client, pid: () => berth!.pid, monitors: () => pidsByExe("conmon", work), times: Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]> },
-      { name: "containerd", client: containerd, pid: () => containerdPid, monitors: () => pidsByExe("containerd-shim-runc-v2", cbase), times: Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]> },
+      { name: "containerd", client: containerd.client, pid: () => containerdPid, monitors: () => pidsByExe("containerd-shim-runc-v2", cbase), times: Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]> },
     ];
     const pulls: Record<string, number> = {};
     for (const rt of runtimes) {

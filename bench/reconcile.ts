@@ -15,23 +15,21 @@
 //
 // Everything is made in temp directories and removed on exit, also on error and Ctrl-C: pods
 // through CRI, the daemons, containerd (../shared/anchors/containerd), bridges, nat rules, cgroups.
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CriClient } from "../cri/client";
+import type { CriClient } from "../cri/client";
 import type * as cri from "../runtime/api/cri-v1";
-import { busyboxRootfs, writeImageToLayout } from "../runtime/image/build";
 import { startDaemon, type TestDaemon } from "../test/support/daemon";
+import { type ContainerdReference, pushBenchImages, removePodsThroughCri, startContainerd } from "./containerd-reference";
+import { median, p90, table } from "./figures";
 import { hostNetworkSnapshot, restoreHostNetwork } from "../test/support/host-network";
 import { forceClean } from "../test/support/pods";
 import { startRegistry } from "../test/support/registry";
 import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
-import { pushLayout } from "../test/support/test-images";
 
-const ANCHORS = "/work/shared/anchors/containerd";
 
 function options(argv: string[]): { edits: number; pods: number } {
   const o = { edits: 20, pods: 100 };
@@ -43,15 +41,6 @@ function options(argv: string[]): { edits: number; pods: number } {
   if (!(o.edits >= 3) || !(o.pods >= 1)) throw new Error("--edits needs at least 3 and --pods at least 1");
   return o;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : Number.NaN;
-};
-const p90 = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil(s.length * 0.9) - 1)]! : Number.NaN;
-};
 
 /** utime + stime of a process, in seconds. */
 function cpuSeconds(pid: number): number {
@@ -159,51 +148,31 @@ async function converge(b: Backend, image: string, pods: number): Promise<{ upS:
   }
 }
 
-function table(rows: string[][]): string {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r, j) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ") + (j === 0 ? `\n${w.map((x) => "-".repeat(x)).join("  ")}` : "")).join("\n");
-}
-
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
-  if (!existsSync("/usr/bin/containerd")) {
-    console.error("installing containerd (the reference) with apt-get");
-    execFileSync("apt-get", ["install", "-y", "-q", "--no-install-recommends", "containerd"], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  }
   const net = hostNetworkSnapshot();
   const work = await mkdtemp(join(tmpdir(), "berth-bench-reconcile-"));
   const cbase = join(work, "containerd");
   const bridge = `bq${process.pid % 100000}`;
   let registry: Awaited<ReturnType<typeof startRegistry>> | undefined;
   const backends: Backend[] = [];
-  let containerd: CriClient | undefined;
+  let containerd: ContainerdReference | undefined;
   const cleanup = async () => {
     for (const b of backends) {
       // The reconciler would put pods back: stop it before removing them.
       await b.daemon.stop().catch(() => {});
     }
     const clients: CriClient[] = [];
-    if (containerd) clients.push(containerd);
+    if (containerd) clients.push(containerd.client);
     const berthDir = join(work, "berth");
     let cleaner: TestDaemon | undefined;
     if (existsSync(berthDir)) {
       cleaner = await startDaemon({ dir: berthDir, config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge, subnet: `10.85.${process.pid % 250}.0/24` } } }).catch(() => undefined);
       if (cleaner) clients.push(cleaner.client);
     }
-    for (const c of clients) {
-      try {
-        const { items } = await c.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", {});
-        for (const p of items) {
-          await c.runtimeCall("StopPodSandbox", { podSandboxId: p.id }).catch(() => {});
-          await c.runtimeCall("RemovePodSandbox", { podSandboxId: p.id }).catch(() => {});
-        }
-      } catch {}
-    }
+    await removePodsThroughCri(clients);
     await cleaner?.stop().catch(() => {});
-    containerd?.close();
-    try {
-      execFileSync("sh", [join(ANCHORS, "stop.sh"), cbase], { stdio: "ignore" });
-    } catch {}
+    containerd?.stop();
     await forceClean(work, cgroupDirsBelowSelf(`berth-bench-${process.pid}`));
     restoreHostNetwork(net, bridge);
     await registry?.stop().catch(() => {});
@@ -214,14 +183,9 @@ async function main(): Promise<void> {
   });
   try {
     registry = await startRegistry();
-    await writeImageToLayout(join(work, "busybox"), { config: { Env: ["PATH=/bin"], Cmd: ["sh"] }, layers: [{ entries: busyboxRootfs() }] }, { tag: "v1" });
-    await writeImageToLayout(join(work, "pause"), { config: { Env: ["PATH=/bin"], Entrypoint: ["/bin/sleep"], Cmd: ["2147483647"] }, layers: [{ entries: busyboxRootfs() }] }, { tag: "v1" });
-    await pushLayout(join(work, "busybox"), "v1", registry.host, "bench/busybox");
-    await pushLayout(join(work, "pause"), "v1", registry.host, "bench/pause");
-    const image = `${registry.host}/bench/busybox:v1`;
-    execFileSync("sh", [join(ANCHORS, "start.sh"), cbase, `${registry.host}/bench/pause:v1`, registry.host], { stdio: "inherit" });
-    const csock = join(cbase, "state", "containerd.sock");
-    containerd = new CriClient(csock);
+    const { image, pause } = await pushBenchImages(work, registry.host);
+    containerd = startContainerd(cbase, pause, registry.host);
+    const csock = containerd.socket;
 
     for (const [name, endpoint] of [
       ["berth (in-process)", undefined],
@@ -238,8 +202,8 @@ async function main(): Promise<void> {
         args: ["--manifests", b.folder, ...(endpoint ? ["--runtime-endpoint", endpoint] : [])],
         config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge, subnet: `10.85.${process.pid % 250}.0/24` }, logLevel: "warn", reconciler: { concurrency: 4, resyncSeconds: 30 } },
       });
-      b.runtime = endpoint ? containerd : b.daemon.client;
-      b.runtimePid = endpoint ? Number(readFileSync(join(cbase, "containerd.pid"), "utf8")) : undefined;
+      b.runtime = endpoint ? containerd.client : b.daemon.client;
+      b.runtimePid = endpoint ? containerd.pid : undefined;
       backends.push(b);
       await until(`${name}: the first pod`, async () => (await runningIds(b.runtime, "edit")).length === 1);
     }
