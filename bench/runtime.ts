@@ -412,7 +412,7 @@ interface Segment {
 type Proc = "launcher" | "init" | "start";
 /** The marks that delimit rows (Node's v8/environment milestones are left inside "Node boot"). */
 const BOUNDARIES = new Set([
-  "node:start", "node:bootstrapped", "runtime:cli", "create:loaded", "create:validated", "create:seccomp", "create:state-dir", "create:cgroup", "create:joined",
+  "node:start", "node:bootstrapped", "runtime:cli", "create:loaded", "create:validated", "create:schema", "create:seccomp", "create:state-dir", "create:cgroup", "create:joined",
   "create:config", "stage:spawn", "stage:config", "stage:ready", "create:done", "init:loaded", "init:config", "init:cgroup", "init:rootfs", "init:ready",
   "start:loaded", "start:done",
 ]);
@@ -437,13 +437,14 @@ const SEGMENTS: Array<Segment | string> = [
   { what: "  Node boot (main() → bootstrap complete)", from: L("node:start"), to: L("node:bootstrapped") },
   step("launcher", "runtime:cli", "  (b) load berth.js up to the runtime CLI"),
   step("launcher", "create:loaded", "  (c) load create's code + koffi"),
-  step("launcher", "create:validated", "  (d) read config.json + schema validation"),
+  step("launcher", "create:validated", "  (d) read config.json (baseline: + schema validation)"),
   step("launcher", "create:state-dir", "  (d) state dir + exec FIFO"),
   step("launcher", "create:config", "  (d) init.json (baseline; now sent on fd 3)"),
   step("launcher", "stage:spawn", "  (d) namespaces, then spawn the init"),
-  step("launcher", "create:cgroup", "  (d) cgroup: create + limits"),
+  step("launcher", "create:schema", "  (d) cgroup made, the init's move into it begun; schema validation"),
+  step("launcher", "create:cgroup", "  (d) cgroup limits (baseline: create + limits)"),
   step("launcher", "create:seccomp", "  (d) seccomp compile (none in this bundle unless --seccomp)"),
-  step("launcher", "create:joined", "  (d) move the init into the v2 cgroup (hybrid host)"),
+  step("launcher", "create:joined", "  (d) rest of the wait for the init's move into the v2 cgroup"),
   step("launcher", "stage:config", "  (d) configuration sent to the init"),
   step("launcher", "stage:ready", "  waits for the init's ready"),
   step("launcher", "create:done", "  state.json, pid file"),

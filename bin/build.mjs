@@ -94,7 +94,22 @@ async function cjsBundle(name, entry, plugins) {
   const dynamic = Object.values(metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path));
   if (dynamic.length) throw new Error(`build: ${name}.cjs keeps dynamic import()s of ${dynamic.join(", ")}: import them statically`);
 }
-await cjsBundle("berth-runtime", "cli/runtime/index.ts", [generatedModules, koffiDirect, noRuntimeCompile]);
+// The validator is 350 KB of the runtime bundle's code: its own file (with its code cache), which
+// create loads only after it has spawned the init, so reading and compiling it overlaps the init's
+// boot instead of preceding it.
+const validatorApart = {
+  name: "berth-validator-apart",
+  setup(b) {
+    b.onResolve({ filter: /^berth:oci-config-validator$/ }, () => ({ path: "oci-config-validator", namespace: "berth-validator-apart" }));
+    b.onLoad({ filter: /.*/, namespace: "berth-validator-apart" }, () => ({
+      contents: `import { join } from "node:path"; import { loadBundle } from "./cli/load-bundle"; export default loadBundle(join(__dirname, "oci-config-validator.cjs")).default;`,
+      loader: "js",
+      resolveDir: root,
+    }));
+  },
+};
+await build({ ...cjs, stdin: { contents: generated["oci-config-validator"], resolveDir: root, loader: "js", sourcefile: "oci-config-validator.mjs" }, outdir: undefined, outfile: join(out, "oci-config-validator.cjs"), sourcemap: false });
+await cjsBundle("berth-runtime", "cli/runtime/index.ts", [validatorApart, koffiDirect, noRuntimeCompile]);
 // The init stage that create and exec start for every container (cli/runtime/init-stage.ts, run as
 // `berth runtime init`): its own bundle, holding only what the stage needs.
 await cjsBundle("berth-init", "cli/runtime/init-stage.ts", [koffiDirect]);
@@ -104,7 +119,7 @@ await cjsBundle("berth-init", "cli/runtime/init-stage.ts", [koffiDirect]);
   await build({ absWorkingDir: root, entryPoints: ["cli/load-bundle.ts"], outfile: join(tmp, "load-bundle.mjs"), bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
   try {
     const { makeCodeCache } = await import(pathToFileURL(join(tmp, "load-bundle.mjs")).href);
-    for (const name of ["berth-runtime.cjs", "berth-init.cjs"]) writeFileSync(join(out, `${name}.cache`), makeCodeCache(join(out, name)));
+    for (const name of ["berth-runtime.cjs", "berth-init.cjs", "oci-config-validator.cjs"]) writeFileSync(join(out, `${name}.cache`), makeCodeCache(join(out, name)));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -19,6 +19,8 @@ export interface PreparedCgroup {
   v1: CgroupV1Hierarchy[];
   /** Its v2 directory, when the host has a v2 hierarchy. */
   cgroup2Path?: string;
+  /** Applies the spec's resources and device rules. */
+  limit(spec: Spec): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -71,17 +73,15 @@ export function cgroupJoins(location: CgroupLocation): CgroupJoins {
   return { stage: [...new Set(Object.values(v1))].map((d) => join(d, "tasks")), launcher: unified ? [join(unified, "cgroup.procs")] : [] };
 }
 
-/** Makes the cgroup and applies the spec's limits; the init joins it. */
-export async function prepareCgroup(spec: Spec, id: string, root?: string): Promise<PreparedCgroup> {
+/**
+ * Makes the cgroup, without limits yet: create moves the init in as soon as the directories exist
+ * (the kernel's wait for that overlaps the schema check), then applies the validated spec's
+ * limits with `limit`, before the init is told to go on.
+ */
+export async function makeCgroup(spec: Spec, id: string, root?: string): Promise<PreparedCgroup> {
   const layout = detectCgroupLayout();
   const mgr = newCgroupManager(spec.linux?.cgroupsPath, { name: id, root, layout });
   await mgr.create();
-  try {
-    await mgr.apply({ ...spec.linux?.resources, devices: deviceRules(spec) });
-  } catch (err) {
-    await mgr.destroy().catch(() => {});
-    throw err;
-  }
   const v1 = new Map<string, CgroupV1Hierarchy>();
   for (const [controller, h] of Object.entries(layout.v1)) {
     const dir = mgr.location.dirs[controller];
@@ -94,6 +94,7 @@ export async function prepareCgroup(spec: Spec, id: string, root?: string): Prom
     path: mgr.path,
     joins: cgroupJoins(mgr.location),
     layout: layout.mode === "unified" ? "v2" : layout.mode === "hybrid" ? "hybrid" : "v1",
+    limit: (validated: Spec) => mgr.apply({ ...validated.linux?.resources, devices: deviceRules(validated) }),
     destroy: () => mgr.destroy(),
   };
 }

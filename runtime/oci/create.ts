@@ -7,17 +7,17 @@
 // ready or an error there, then blocks on the FIFO until `start`.
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, existsSync, readFileSync, statSync, writeFile } from "node:fs";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { InvalidArgumentError } from "../errors";
 import { mknod, S_IFIFO } from "../linux/file-calls";
 import { CLONE, type Syscalls } from "../linux/types";
 import { writeFileAtomicSync } from "../store/atomic";
-import { type PreparedCgroup, prepareCgroup } from "./cgroup-of";
+import { makeCgroup, type PreparedCgroup } from "./cgroup-of";
 import { hooksOf, runHooks } from "./hooks";
 import type { InitConfig } from "./init-config";
 import type { NamespaceType, Spec } from "./spec-types";
 import { type ContainerRecord, claimContainerDir, fifoPath, processStartTime, removeContainerDir, rfc3339Nano, writeRecord } from "./state-dir";
-import { loadSpec } from "./validate";
+import { preSpawnView, readSpec, validateSpec } from "./validate";
 import { O } from "../linux/syscalls";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { trace } from "./trace";
@@ -171,9 +171,12 @@ function callerNofile(): number | undefined {
 
 export async function createContainer(sys: Syscalls, opts: CreateOptions): Promise<Created> {
   const bundle = resolve(opts.bundle);
-  const spec = await loadSpec(bundle);
+  const { parsed, file: where } = readSpec(bundle);
+  // The schema check (its validator is the largest code create loads) waits for the init's boot
+  // when the fields read before the spawn are sound; otherwise it runs now and names the problem.
+  const early = preSpawnView(parsed);
+  const spec = early ?? (await validateSpec(parsed, where));
   trace("create:validated");
-  const where = join(bundle, "config.json");
   refuseUnsupported(spec, where);
   const rootfs = resolve(bundle, spec.root!.path);
   if (!existsSync(rootfs) || !statSync(rootfs).isDirectory()) throw new InvalidArgumentError(`${where}: root.path ${rootfs} is not a directory`);
@@ -183,6 +186,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
   const fds: number[] = [];
   let cgroupCleanup: (() => Promise<void>) | undefined;
   let restore: RestoreNamespaces | undefined;
+  const made: { cgroup?: PreparedCgroup; joined?: Promise<unknown>; pid?: number } = {};
   try {
     const fifo = fifoPath(opts.root, opts.id);
     mknod(fifo, S_IFIFO | 0o622);
@@ -200,21 +204,25 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     }
 
     restore = enterNamespaces(sys, spec);
-    const made: { cgroup?: PreparedCgroup; joined?: Promise<unknown>; pid?: number } = {};
     const newCgroupNs = Boolean(spec.linux?.namespaces?.some((n) => n.type === "cgroup"));
     // What remains is done while the init boots: the seccomp filter, the cgroup, its configuration.
     const prepare = async (pid: number): Promise<InitConfig> => {
       restore?.();
       restore = undefined;
       made.pid = pid;
-      const cgroup = await prepareCgroup(spec, opts.id, opts.cgroupRoot ?? "");
+      const cgroup = await makeCgroup(spec, opts.id, opts.cgroupRoot ?? "");
       made.cgroup = cgroup;
       cgroupCleanup = cgroup.destroy;
-      trace("create:cgroup");
       // The cgroups the launcher moves the init into (cgroup-of.ts's cgroupJoins): the kernel's
-      // wait that this costs passes on libuv's thread pool while this thread compiles the filter.
+      // wait that this costs passes on libuv's thread pool while this thread checks the config
+      // against the schema, applies its limits and compiles the filter.
       const joined = Promise.all(cgroup.joins.launcher.map((file) => new Promise<void>((ok, fail) => writeFile(file, String(pid), (err) => (err ? fail(err) : ok())))));
       joined.catch(() => {});
+      made.joined = joined;
+      if (early) await validateSpec(parsed, where);
+      trace("create:schema");
+      await cgroup.limit(spec);
+      trace("create:cgroup");
       // The compiler and its syscall tables load only for a config that has a filter.
       const seccomp = spec.linux?.seccomp ? (await import("./seccomp-of")).compileContainerSeccomp(spec) : undefined;
       trace("create:seccomp");
@@ -222,7 +230,6 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       // done first. Otherwise the kernel's wait (10-18 ms, an RCU grace period) overlaps the init's
       // own setup, and create waits for it only before it returns.
       if (newCgroupNs) await joined;
-      else made.joined = joined;
       trace("create:joined");
       return {
         id: opts.id,
@@ -272,6 +279,8 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       restore?.();
     } catch {}
     if (child) await killStage(child);
+    // A move into the cgroup still under way would keep it busy.
+    await made.joined?.catch(() => {});
     await cgroupCleanup?.().catch(() => {});
     removeContainerDir(opts.root, opts.id);
     throw err;

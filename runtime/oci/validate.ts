@@ -70,7 +70,8 @@ export async function validateSpec(spec: unknown, where: string): Promise<Spec> 
   return s;
 }
 
-export async function loadSpec(bundle: string): Promise<Spec> {
+/** config.json of a bundle, parsed but not yet checked. */
+export function readSpec(bundle: string): { parsed: unknown; file: string } {
   const file = join(bundle, "config.json");
   let text: string;
   try {
@@ -78,11 +79,47 @@ export async function loadSpec(bundle: string): Promise<Spec> {
   } catch (err) {
     throw new InvalidArgumentError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return { parsed: JSON.parse(text), file };
   } catch (err) {
     throw new InvalidArgumentError(`${file} is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+export async function loadSpec(bundle: string): Promise<Spec> {
+  const { parsed, file } = readSpec(bundle);
   return validateSpec(parsed, file);
+}
+
+const NAMESPACE_TYPES = new Set(["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const optional = (v: unknown, type: "string" | "boolean") => v === undefined || typeof v === type;
+
+/**
+ * The config as create may read it before the schema check: when the fields it reads before the
+ * init is spawned (root, process.terminal, hostname, domainname, the namespaces, and the
+ * cgroupsPath of the cgroup it makes as soon as the init is spawned) have the types the
+ * schema gives them (and the seccomp listener and security labels it refuses). create then validates the whole config while the init's Node boots; anything
+ * else here is undefined, and create validates first, so the schema's message names the problem.
+ */
+export function preSpawnView(parsed: unknown): Spec | undefined {
+  if (!isObject(parsed) || !isObject(parsed.root) || typeof parsed.root.path !== "string" || !isObject(parsed.process)) return undefined;
+  const p = parsed.process;
+  if (!optional(p.terminal, "boolean") || !optional(p.apparmorProfile, "string") || !optional(p.selinuxLabel, "string")) return undefined;
+  if (!optional(parsed.hostname, "string") || !optional(parsed.domainname, "string")) return undefined;
+  if (parsed.linux !== undefined) {
+    if (!isObject(parsed.linux) || !optional(parsed.linux.cgroupsPath, "string")) return undefined;
+    const seccomp = parsed.linux.seccomp;
+    if (seccomp !== undefined && !(isObject(seccomp) && optional(seccomp.listenerPath, "string"))) return undefined;
+    const ns = parsed.linux.namespaces;
+    if (ns !== undefined) {
+      if (!Array.isArray(ns)) return undefined;
+      const seen = new Set<unknown>();
+      for (const n of ns) {
+        if (!isObject(n) || !NAMESPACE_TYPES.has(n.type as string) || !optional(n.path, "string") || seen.has(n.type)) return undefined;
+        seen.add(n.type);
+      }
+    }
+  }
+  return parsed as unknown as Spec;
 }

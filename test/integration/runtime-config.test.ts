@@ -90,6 +90,14 @@ const BAD: BadConfig[] = [
     message: /invalid OCI runtime config: \/process\/user\/uid must be integer/,
   },
   {
+    // Checked before the init is spawned (validate.ts, preSpawnView): create enters namespaces first.
+    what: "a namespace of an unknown type",
+    edit: (s) => {
+      s.linux!.namespaces!.push({ type: "bogus" as "pid" });
+    },
+    message: /invalid OCI runtime config: \/linux\/namespaces\/\d+\/type must be equal to one of the allowed values/,
+  },
+  {
     what: "a bind mount whose source is missing",
     edit: (s) => {
       s.mounts!.push({ destination: "/data", type: "bind", source: "/nonexistent/berth-test-source", options: ["rbind", "ro"] });
