@@ -113,13 +113,23 @@ await cjsBundle("berth-runtime", "cli/runtime/index.ts", [validatorApart, koffiD
 // The init stage that create and exec start for every container (cli/runtime/init-stage.ts, run as
 // `berth runtime init`): its own bundle, holding only what the stage needs.
 await cjsBundle("berth-init", "cli/runtime/init-stage.ts", [koffiDirect]);
-// Their V8 code caches (cli/load-bundle.ts), made with this node.
+// Their V8 code caches (cli/load-bundle.ts), made with this node, each after the bundle ran
+// create's side-effect-free code on sample configs (cli/runtime/warm-up.ts), so that the caches
+// hold those functions compiled; the init stage's code only runs inside a container's init.
 {
   const tmp = join(root, "node_modules", ".cache", "berth-build");
-  await build({ absWorkingDir: root, entryPoints: ["cli/load-bundle.ts"], outfile: join(tmp, "load-bundle.mjs"), bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
+  await build({ absWorkingDir: root, entryPoints: { "load-bundle": "cli/load-bundle.ts", "warm-up": "cli/runtime/warm-up.ts" }, outdir: tmp, bundle: true, format: "esm", platform: "node", target: "node20", logLevel: "warning" });
   try {
-    const { makeCodeCache } = await import(pathToFileURL(join(tmp, "load-bundle.mjs")).href);
-    for (const name of ["berth-runtime.cjs", "berth-init.cjs", "oci-config-validator.cjs"]) writeFileSync(join(out, `${name}.cache`), makeCodeCache(join(out, name)));
+    const { makeCodeCache } = await import(pathToFileURL(join(tmp, "load-bundle.js")).href);
+    const { sampleConfigs } = await import(pathToFileURL(join(tmp, "warm-up.js")).href);
+    const exercises = {
+      "berth-runtime.cjs": (m) => m.warmCodeCache(sampleConfigs()),
+      "berth-init.cjs": undefined,
+      "oci-config-validator.cjs": (m) => {
+        for (const config of sampleConfigs()) if (!m.default(config)) throw new Error(`build: a sample config fails the schema: ${JSON.stringify(m.default.errors)}`);
+      },
+    };
+    for (const [name, exercise] of Object.entries(exercises)) writeFileSync(join(out, `${name}.cache`), await makeCodeCache(join(out, name), exercise));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -9,11 +9,19 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { Script } from "node:vm";
 
-function compile(file: string, cachedData?: Buffer): Script {
+export function compileBundle(file: string, cachedData?: Buffer): Script {
   const source = `(function (exports, require, module, __filename, __dirname) {${readFileSync(file, "utf8")}\n})`;
   // No import() can run in such a script (it has no dynamic import callback, and one does not
   // survive the code cache): the build refuses a bundle that keeps one.
   return new Script(source, { filename: file, cachedData });
+}
+
+/** Runs a compiled bundle as Node runs a CommonJS module; its exports. */
+function runBundle(script: Script, file: string): unknown {
+  const fn = script.runInThisContext() as (...args: unknown[]) => void;
+  const module = { exports: {} as unknown };
+  fn.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
+  return module.exports;
 }
 
 export function loadBundle(file: string): unknown {
@@ -21,13 +29,16 @@ export function loadBundle(file: string): unknown {
   try {
     cachedData = readFileSync(`${file}.cache`);
   } catch {}
-  const fn = compile(file, cachedData).runInThisContext() as (...args: unknown[]) => void;
-  const module = { exports: {} as unknown };
-  fn.call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
-  return module.exports;
+  return runBundle(compileBundle(file, cachedData), file);
 }
 
-/** The code cache for `file`, as loadBundle reads it (FILE.cache). */
-export function makeCodeCache(file: string): Buffer {
-  return compile(file).createCachedData();
+/**
+ * The code cache for `file`, as loadBundle reads it (FILE.cache). V8 compiles a function on its
+ * first call, and a cache made before anything ran holds only the top level: given `exercise`,
+ * the bundle is run and exercised first, and the cache holds every function that ran, compiled.
+ */
+export async function makeCodeCache(file: string, exercise?: (exports: unknown) => void | Promise<void>): Promise<Buffer> {
+  const script = compileBundle(file);
+  if (exercise) await exercise(runBundle(script, file));
+  return script.createCachedData();
 }

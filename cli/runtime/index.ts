@@ -107,3 +107,21 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
 }
+
+/**
+ * For the build only (cli/runtime/warm-up.ts): runs create's code that has no side effects on
+ * sample configs, so that the code cache made afterwards holds it compiled.
+ */
+export async function warmCodeCache(configs: unknown[]): Promise<void> {
+  await import("./create");
+  const { preSpawnView, validateSpec } = await import("../../runtime/oci/validate");
+  const { compileContainerSeccomp } = await import("../../runtime/oci/seccomp-of");
+  const { deviceRules } = await import("../../runtime/oci/cgroup-of");
+  for (const config of configs) {
+    const spec = preSpawnView(config);
+    if (!spec) throw new Error("warm-up: a sample config is not one create reads before its schema check");
+    await validateSpec(config, "warm-up");
+    compileContainerSeccomp(spec);
+    deviceRules(spec);
+  }
+}
