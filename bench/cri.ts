@@ -32,25 +32,19 @@ import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
 const STEPS = ["RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"] as const;
 type Step = (typeof STEPS)[number];
 
-/** The steps of CreateContainer the daemon logs (container-create.ts), and what the client saw besides. */
-function createSteps(logs: string, client: number[]): string[][] {
+/** The steps of one RPC that the daemon logs (runtime/pods/step-times.ts), and what the client saw besides. */
+function daemonSteps(logs: string, message: string, names: Array<[key: string, what: string]>, client: number[]): string[][] {
   const lines = logs
     .split("\n")
-    .filter((l) => l.includes('"container created"'))
+    .filter((l) => l.includes(`"${message}"`))
     .map((l) => JSON.parse(l) as Record<string, number>)
-    // The warm-up life's and the held pods' creates are in the log too: the last pod lives' are not
-    // told apart, so every create counts (the held pods' are the same call).
-    .filter((l) => l.runtimeCreateMs !== undefined);
+    .filter((l) => names.every(([k]) => l[k] !== undefined));
+  // The warm-up life's and the held pods' calls are in the log too: every one counts.
   const rows = [["step", "median"]];
-  const names: Array<[string, string]> = [
-    ["rootfsMs", "snapshot + overlay mount"],
-    ["specMs", "OCI spec built and written"],
-    ["runtimeCreateMs", "conmon + `berth runtime create` (until conmon reports the pid)"],
-  ];
   for (const [key, what] of names) rows.push([what, median(lines.map((l) => l[key]!)).toFixed(1)]);
   const inDaemon = median(lines.map((l) => names.reduce((a, [k]) => a + l[k]!, 0)));
-  rows.push(["the rest (gRPC, records, locks), client median − the steps' sum", (median(client) - inDaemon).toFixed(1)]);
-  rows.push([`creates logged`, String(lines.length)]);
+  rows.push(["the rest (gRPC, locks), client median − the steps' sum", (median(client) - inDaemon).toFixed(1)]);
+  rows.push(["calls logged", String(lines.length)]);
   return rows;
 }
 
@@ -171,7 +165,7 @@ async function main(): Promise<void> {
     berth = await startDaemon({
       dir: join(work, "berth"),
       insecureRegistries: [registry.host],
-      config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge: berthBridge, subnet: `10.89.${process.pid % 250}.0/24` }, logLevel: "info" },
+      config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge: berthBridge, subnet: `10.89.${process.pid % 250}.0/24` }, logLevel: "debug" },
     });
     containerd = startContainerd(cbase, pause, registry.host);
     const containerdPid = containerd.pid;
@@ -214,8 +208,39 @@ async function main(): Promise<void> {
     mem.push(["monitor PSS per container (median)", String(median(held.berth!.monitorPss)), String(median(held.containerd!.monitorPss))]);
     mem.push(["monitors counted", String(held.berth!.monitorPss.length), String(held.containerd!.monitorPss.length)]);
     console.log(table(mem));
+    const logs = berth.logs();
     console.log("\nwhere berth's CreateContainer goes: the daemon's steps from its \"container created\" log lines, median ms");
-    console.log(table(createSteps(berth.logs(), b.times.CreateContainer)));
+    console.log(
+      table(
+        daemonSteps(
+          logs,
+          "container created",
+          [
+            ["rootfsMs", "snapshot + overlay mount"],
+            ["specMs", "OCI spec built and written"],
+            ["runtimeCreateMs", "conmon + `berth runtime create` (until conmon reports the pid)"],
+          ],
+          b.times.CreateContainer,
+        ),
+      ),
+    );
+    console.log("\nwhere berth's RemoveContainer goes: the daemon's steps from its \"container removed\" log lines, median ms");
+    console.log(
+      table(
+        daemonSteps(
+          logs,
+          "container removed",
+          [
+            ["stopMs", "stop (nothing to do for an exited container)"],
+            ["runtimeDeleteMs", "the runtime's delete (in-process)"],
+            ["monitorFilesMs", "conmon's files and exit file"],
+            ["rootfsMs", "unmount + writable layer removed"],
+            ["recordMs", "bundle directory and record removed"],
+          ],
+          b.times.RemoveContainer,
+        ),
+      ),
+    );
     console.log("\ngoals: each step ≤ containerd's median; create+start ≤ 1.0×; monitor ≤ 0.6 MiB PSS per container");
     const worst = STEPS.filter((s) => median(b.times[s]) > median(c.times[s]));
     console.log(`  steps slower than containerd: ${worst.length ? worst.join(", ") : "none"}`);

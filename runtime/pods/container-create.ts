@@ -11,6 +11,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "..
 import { buildContainerSpec, stopSignalOf } from "../oci/spec-from-cri";
 import { writeJsonAtomic } from "../store/atomic";
 import { removeContainerLocked } from "./container-stop";
+import { stepTimes } from "./step-times";
 import { containerEvent } from "./container-status";
 import { type PodContext, handlerFor } from "./context";
 import { containerName } from "./names";
@@ -95,14 +96,7 @@ export async function createContainer(ctx: PodContext, req: CriRequest<cri.Creat
 
   const handler = handlerFor(ctx, rec.r.runtimeHandler);
   const c = rec.r;
-  // Where a create's time goes, in the log at debug level (the runtime's create dominates it).
-  const steps: Record<string, number> = {};
-  let mark = performance.now();
-  const step = (name: string) => {
-    const now = performance.now();
-    steps[name] = Math.round((now - mark) * 10) / 10;
-    mark = now;
-  };
+  const { step, steps } = stepTimes();
   try {
     await ctx.locks.run(id, async () => {
       const mounts = await ctx.snapshotter.prepare(c.snapshotKey, rec.image.chainIds.at(-1), { "berth.io/container": id });

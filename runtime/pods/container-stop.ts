@@ -12,6 +12,7 @@ import { type PodContext, handlerFor } from "./context";
 import { recordExitIfAny, waitForExit } from "./exits";
 import { unmountRootfs } from "./rootfs-mount";
 import { forgetStats } from "./stats";
+import { stepTimes } from "./step-times";
 
 const SIGKILL = 9;
 /** How long a SIGKILLed container may take to be reported gone before stop gives up. */
@@ -37,19 +38,26 @@ export async function stopContainerLocked(ctx: PodContext, id: string, timeoutSe
 export async function removeContainerLocked(ctx: PodContext, id: string): Promise<void> {
   const rec = ctx.containers.get(id);
   if (!rec) return;
+  const { step, steps } = stepTimes();
   if (rec.phase === "created" || rec.phase === "running") await stopContainerLocked(ctx, id, 0);
+  step("stopMs");
   const handler = handlerFor(ctx, rec.runtimeHandler);
   await ctx.monitor.delete(rec, handler);
+  step("runtimeDeleteMs");
   await ctx.monitor.cleanup(rec);
+  step("monitorFilesMs");
   unmountRootfs(ctx.sys, rec.rootfs);
   await ctx.snapshotter.remove(rec.snapshotKey).catch((err: { code?: number }) => {
     if (err.code !== Code.NOT_FOUND) throw err;
   });
+  step("rootfsMs");
   await rm(dirname(rec.bundle), { recursive: true, force: true });
   await ctx.containers.remove(id);
+  step("recordMs");
   ctx.names.release(rec.name, id);
   forgetStats(id);
   if (rec.phase !== "creating") ctx.events.emit(containerEvent(ctx, rec, "CONTAINER_DELETED_EVENT"));
+  ctx.log.debug("container removed", { id: id.slice(0, 12), ...steps });
 }
 
 export async function stopContainer(ctx: PodContext, req: CriRequest<cri.StopContainerRequest>): Promise<cri.StopContainerResponse> {
