@@ -3,7 +3,8 @@
 // with a V8 code cache (berth-runtime.cjs, or berth-init.cjs for the init stage), and no daemon
 // code; every other command loads the ES module build, whose chunks load lazily (dynamic import).
 import { build } from "esbuild";
-import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -86,7 +87,26 @@ mkdirSync(out, { recursive: true });
 // other command imports berth-main.mjs (cli/main.ts), the ES module build split into lazily loaded
 // chunks. dist/package.json makes the .js files CommonJS; the ES modules are .mjs.
 writeFileSync(join(out, "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`);
-const cjs = { absWorkingDir: root, outdir: out, bundle: true, format: "cjs", platform: "node", target: "node20", sourcemap: "linked", logLevel: "warning" };
+// The seccomp compiler's identity, for the filter cache of `berth runtime` (runtime/oci/seccomp-cache.ts):
+// a hash of its sources, so that a changed compiler never reads a filter an older one compiled.
+const seccompCompilerId = (() => {
+  const h = createHash("sha256");
+  const dir = join(root, "runtime/security/seccomp");
+  const files = [...readdirSync(dir).filter((f) => f.endsWith(".ts")).map((f) => join(dir, f)), join(root, "runtime/oci/seccomp-of.ts"), join(root, "runtime/oci/seccomp-cache.ts")];
+  for (const f of files.sort()) h.update(`${relative(root, f)}\0`).update(readFileSync(f)).update("\0");
+  return h.digest("hex").slice(0, 32);
+})();
+const cjs = {
+  absWorkingDir: root,
+  outdir: out,
+  bundle: true,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  sourcemap: "linked",
+  logLevel: "warning",
+  define: { __BERTH_SECCOMP_COMPILER__: JSON.stringify(seccompCompilerId) },
+};
 await build({ ...cjs, entryPoints: { berth: "cli/entry.ts" } });
 /** A bundle that load-bundle.ts runs: no dynamic import callback there, so an import() left in it would throw. */
 async function cjsBundle(name, entry, plugins) {

@@ -121,7 +121,7 @@ export async function warmCodeCache(configs: unknown[]): Promise<void> {
     const spec = preSpawnView(config);
     if (!spec) throw new Error("warm-up: a sample config is not one create reads before its schema check");
     await validateSpec(config, "warm-up");
-    compileContainerSeccomp(spec);
+    await compileContainerSeccomp(spec);
     deviceRules(spec);
   }
 }

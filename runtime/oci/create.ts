@@ -21,6 +21,7 @@ import { preSpawnView, readSpec, validateSpec } from "./validate";
 import { O } from "../linux/syscalls";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { trace } from "./trace";
+import { compileContainerSeccomp } from "./seccomp-of";
 import { killStage, type StageCommand, startStage, type WarningSink } from "./stage";
 
 export const NS_FLAGS: Record<NamespaceType, number> = {
@@ -223,8 +224,7 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
       trace("create:schema");
       await cgroup.limit(spec);
       trace("create:cgroup");
-      // The compiler and its syscall tables load only for a config that has a filter.
-      const seccomp = spec.linux?.seccomp ? (await import("./seccomp-of")).compileContainerSeccomp(spec) : undefined;
+      const seccomp = await compileContainerSeccomp(spec, opts.root);
       trace("create:seccomp");
       // A cgroup namespace is rooted where the init is when it unshares one: then the move must be
       // done first. Otherwise the kernel's wait (10-18 ms, an RCU grace period) overlaps the init's

@@ -56,7 +56,7 @@ export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise
   if (!opts.process.args?.length) throw new InvalidArgumentError("exec: process.args must name a program");
   if (opts.process.terminal && !opts.consoleSocket) throw new InvalidArgumentError("exec: a terminal needs --console-socket");
   const spec = rec.spec;
-  const seccomp = compileContainerSeccomp(spec);
+  const seccomp = await compileContainerSeccomp(spec, opts.root);
   const fds: number[] = [];
   try {
     fds.push(sys.open(`/proc/${rec.pid}/ns/mnt`, O.RDONLY | O.CLOEXEC));

@@ -2,6 +2,7 @@
 // inside sees — its capabilities, no_new_privs and seccomp mode, its ids and groups, hostname,
 // mounts, the errno of a denied syscall, its exit code — must be the same.
 import assert from "node:assert/strict";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,6 +114,29 @@ describe("berth runtime matches runc", () => {
     assert.equal(kill.berth.stdout, kill.runc.stdout);
     assert.equal(kill.berth.code, kill.runc.code, "killed by SIGSYS under both");
     assert.equal(kill.berth.code, 128 + 31);
+  });
+
+  test("seccomp: the second container of a profile loads the filter the first one compiled (berth's filter cache), filtered as under runc", async () => {
+    const profile = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 1 }] } as const;
+    const cacheDir = join(roots.berth, "@seccomp");
+    const entries = () => (existsSync(cacheDir) ? readdirSync(cacheDir) : []);
+    const before = new Set(entries());
+    const run = () =>
+      both("mkdir /tmp/d 2>&1; echo rc=$?", (s) => {
+        s.linux!.seccomp = structuredClone(profile) as NonNullable<Spec["linux"]>["seccomp"];
+      });
+    const first = await run();
+    same(first, "first container");
+    const added = entries().filter((e) => !before.has(e));
+    assert.equal(added.length, 1, "the first container's filter is kept");
+    const entryFile = join(cacheDir, added[0]!);
+    const written = statSync(entryFile).mtimeMs;
+    assert.equal(JSON.parse(readFileSync(entryFile, "utf8")).profile, JSON.stringify(profile));
+    const second = await run();
+    same(second, "second container");
+    assert.match(second.berth.stdout, /Operation not permitted/);
+    assert.deepEqual(entries().filter((e) => !before.has(e)), added, "nothing new compiled");
+    assert.equal(statSync(entryFile).mtimeMs, written, "the entry was read, not written again");
   });
 
   test("the default seccomp profile without no_new_privs loads while the process may, and the container runs as under runc", async () => {

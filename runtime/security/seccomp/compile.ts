@@ -55,10 +55,7 @@ export interface CompiledSeccomp {
   unknownSyscalls: readonly string[];
 }
 
-/** runc (specconv.SetupSeccomp): no default action and no syscalls means no filter at all. */
-export function seccompEnabled(profile: LinuxSeccomp | null | undefined): profile is LinuxSeccomp {
-  return !!profile && (!!profile.defaultAction || (profile.syscalls?.length ?? 0) > 0);
-}
+export { seccompEnabled } from "./enabled";
 
 export function compileSeccomp(profile: LinuxSeccomp, opts: CompileOptions): CompiledSeccomp {
   if (profile.listenerPath) {
