@@ -11,7 +11,8 @@
 //      then the steps of create, of the init stage and of start from BERTH_TRACE timestamps
 //      (runtime/oci/trace.ts; nothing is written when the variable is unset).
 // --seccomp gives the bundle the RuntimeDefault (Docker's) seccomp profile, as the CRI gives
-// every container, so every runtime compiles and loads a filter.
+// every container, so every runtime compiles and loads a filter (berth compiles it for its first
+// container and reads it from its filter cache below --root for the others, as in steady use).
 // --baseline adds another build of berth (a copy of an older dist/, with node_modules beside it)
 // to every table, taking turns with the current one: before/after figures from one run.
 //
@@ -443,7 +444,7 @@ const SEGMENTS: Array<Segment | string> = [
   step("launcher", "stage:spawn", "  (d) namespaces, then spawn the init"),
   step("launcher", "create:schema", "  (d) cgroup made, the init's move into it begun; schema validation"),
   step("launcher", "create:cgroup", "  (d) cgroup limits (baseline: create + limits)"),
-  step("launcher", "create:seccomp", "  (d) seccomp compile (none in this bundle unless --seccomp)"),
+  step("launcher", "create:seccomp", "  (d) seccomp filter: compiled, or read from the cache (none without --seccomp)"),
   step("launcher", "create:joined", "  (d) rest of the wait for the init's move into the v2 cgroup"),
   step("launcher", "stage:config", "  (d) configuration sent to the init"),
   step("launcher", "stage:ready", "  waits for the init's ready"),
