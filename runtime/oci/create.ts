@@ -1,10 +1,11 @@
-// `create`, the launcher half: validate the bundle, claim the state directory, make the exec
-// FIFO, enter or create the namespaces on this (main) thread, then spawn the init stage as a
-// fresh Node process — libuv forks from the main thread, so the child starts inside those
-// namespaces, as PID 1 of a new PID namespace. No JavaScript runs in a forked child (see
-// DESIGN.md, "Low-level facts"). While the init's Node boots, the launcher compiles the seccomp
-// filter and makes the cgroup, then sends the init its configuration on fd 3; the init reports
-// ready or an error there, then blocks on the FIFO until `start`.
+// `create`, the launcher half: read the bundle, claim the state directory, make the exec FIFO,
+// enter or create the namespaces on this (main) thread, then spawn the init stage as a fresh Node
+// process — libuv forks from the main thread, so the child starts inside those namespaces, as PID 1
+// of a new PID namespace. No JavaScript runs in a forked child (see DESIGN.md, "Low-level facts").
+// While the init's Node boots, the launcher makes the cgroup, checks config.json against the
+// schema, applies the limits and gets the seccomp filter (seccomp-cache.ts), then sends the init
+// its configuration on fd 3; the init reports ready or an error there, then blocks on the FIFO
+// until `start`.
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, existsSync, readFileSync, statSync, writeFile } from "node:fs";
 import { resolve } from "node:path";
