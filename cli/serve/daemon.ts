@@ -24,6 +24,7 @@ import { CniNetwork } from "../../runtime/network/cni";
 import { namespacePinner } from "../../runtime/network/namespaces";
 import { EventHub } from "../../runtime/pods/events";
 import { NameIndex } from "../../runtime/pods/names";
+import { BackgroundWork } from "../../runtime/pods/background";
 import { LocalRuntimeService } from "../../runtime/pods/service";
 import { RecordStore } from "../../runtime/pods/store";
 import type { ContainerRecord, RuntimeHandler, SandboxRecord } from "../../runtime/pods/types";
@@ -104,6 +105,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     network,
     monitor: new ConmonMonitor({ conmon: "/usr/bin/conmon", state: config.state, log }),
     events: new EventHub(),
+    background: new BackgroundWork(log),
     log,
     onRuntimeCreate: (seconds) => podObserver.runtimeCreate(seconds),
     onUnsafe: (err) => {
@@ -124,7 +126,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
 
   const streaming = new StreamingServer({ addr: config.streaming.addr, runtime, log, idleTimeoutMs: config.streaming.idleTimeoutSeconds * 1000 });
   const streamingUrl = await streaming.start().catch((err: Error) => {
-    runtime.stop();
+    void runtime.stop();
     throw new Error(`cannot listen on ${config.streaming.addr} for streaming (exec, attach, port-forward): ${err.message}`);
   });
   const cri = await startCriServer({
@@ -136,7 +138,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     observer: criMetrics(metrics),
   }).catch((err: unknown) => {
     // The runtime's timers would keep a daemon that cannot serve alive.
-    runtime.stop();
+    void runtime.stop();
     void streaming.close();
     throw err;
   });
@@ -210,8 +212,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     reconciler,
     close: async () => {
       await reconciler?.stop();
-      runtime.stop();
       await Promise.all([cri.close(), http.close(), streaming.close()]);
+      await runtime.stop();
     },
   };
 }

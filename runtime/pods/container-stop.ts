@@ -13,6 +13,7 @@ import { recordExitIfAny, waitForExit } from "./exits";
 import { unmountRootfs } from "./rootfs-mount";
 import { forgetStats } from "./stats";
 import { stepTimes } from "./step-times";
+import type { ContainerRecord } from "./types";
 
 const SIGKILL = 9;
 /** How long a SIGKILLed container may take to be reported gone before stop gives up. */
@@ -35,12 +36,9 @@ export async function stopContainerLocked(ctx: PodContext, id: string, timeoutSe
   }
 }
 
-export async function removeContainerLocked(ctx: PodContext, id: string): Promise<void> {
-  const rec = ctx.containers.get(id);
-  if (!rec) return;
+/** What a container holds, released: the runtime's state, conmon's files, the rootfs mount, the writable layer, its directory. */
+async function releaseContainer(ctx: PodContext, rec: ContainerRecord): Promise<Record<string, number>> {
   const { step, steps } = stepTimes();
-  if (rec.phase === "created" || rec.phase === "running") await stopContainerLocked(ctx, id, 0);
-  step("stopMs");
   const handler = handlerFor(ctx, rec.runtimeHandler);
   await ctx.monitor.delete(rec, handler);
   step("runtimeDeleteMs");
@@ -52,12 +50,61 @@ export async function removeContainerLocked(ctx: PodContext, id: string): Promis
   });
   step("rootfsMs");
   await rm(dirname(rec.bundle), { recursive: true, force: true });
-  await ctx.containers.remove(id);
-  step("recordMs");
-  ctx.names.release(rec.name, id);
-  forgetStats(id);
+  step("filesMs");
+  return steps;
+}
+
+function forgetContainer(ctx: PodContext, rec: ContainerRecord): void {
+  ctx.names.release(rec.name, rec.id);
+  forgetStats(rec.id);
   if (rec.phase !== "creating") ctx.events.emit(containerEvent(ctx, rec, "CONTAINER_DELETED_EVENT"));
-  ctx.log.debug("container removed", { id: id.slice(0, 12), ...steps });
+}
+
+/** Stops the container if it runs and removes it with everything it holds, before returning. */
+export async function removeContainerLocked(ctx: PodContext, id: string): Promise<void> {
+  const rec = ctx.containers.get(id);
+  if (!rec) return;
+  if (rec.phase === "created" || rec.phase === "running") await stopContainerLocked(ctx, id, 0);
+  await releaseContainer(ctx, rec);
+  await ctx.containers.remove(id);
+  forgetContainer(ctx, rec);
+}
+
+/**
+ * RemoveContainer's way: the container is stopped if it runs, then leaves the API at once — its
+ * record becomes a tombstone — and what it holds is released in the background (background.ts),
+ * as containerd leaves a removed container's snapshot to its garbage collector. Removing its pod
+ * waits for that; a restart finishes it from the tombstone.
+ */
+async function retireContainerLocked(ctx: PodContext, id: string): Promise<void> {
+  const rec = ctx.containers.get(id);
+  if (!rec) return;
+  const { step, steps } = stepTimes();
+  if (rec.phase === "created" || rec.phase === "running") await stopContainerLocked(ctx, id, 0);
+  step("stopMs");
+  await ctx.containers.retire(id);
+  step("recordMs");
+  forgetContainer(ctx, rec);
+  ctx.background.start(rec.sandboxId, `removing container ${id.slice(0, 12)}`, async () => {
+    const released = await releaseContainer(ctx, rec);
+    await ctx.containers.forgetRetired(id);
+    ctx.log.debug("container removed", { id: id.slice(0, 12), ...steps, ...released });
+  });
+}
+
+/** Releases what the containers removed before a crash still held (their tombstones, retireContainerLocked). */
+export async function releaseRetiredContainers(ctx: PodContext): Promise<string[]> {
+  const done: string[] = [];
+  for (const rec of await ctx.containers.retired()) {
+    try {
+      await releaseContainer(ctx, rec);
+      await ctx.containers.forgetRetired(rec.id);
+      done.push(rec.id);
+    } catch (err) {
+      ctx.log.warn("cannot finish removing a container removed before the restart; the next start tries again", { id: rec.id.slice(0, 12), error: (err as Error).message });
+    }
+  }
+  return done;
 }
 
 export async function stopContainer(ctx: PodContext, req: CriRequest<cri.StopContainerRequest>): Promise<cri.StopContainerResponse> {
@@ -74,6 +121,6 @@ export async function removeContainer(ctx: PodContext, req: CriRequest<cri.Remov
   const rec = ctx.containers.resolve(req.containerId);
   // CRI: removing a container that is gone succeeds.
   if (!rec) return {};
-  await ctx.locks.run(rec.id, () => removeContainerLocked(ctx, rec.id));
+  await ctx.locks.run(rec.id, () => retireContainerLocked(ctx, rec.id));
   return {};
 }

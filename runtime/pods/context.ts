@@ -6,6 +6,7 @@ import type { Syscalls } from "../linux/types";
 import type { Logger } from "../log";
 import type { Snapshotter } from "../snapshot/types";
 import type { KeyedMutex } from "../sync/keyed-mutex";
+import type { BackgroundWork } from "./background";
 import type { EventHub } from "./events";
 import type { NameIndex } from "./names";
 import type { RecordStore } from "./store";
@@ -38,6 +39,8 @@ export interface PodContext {
   network: PodNetwork;
   monitor: ContainerMonitor;
   events: EventHub;
+  /** What requests leave running, per pod (RemoveContainer's release of a container's resources). */
+  background: BackgroundWork;
   log: Logger;
   /** Called with an UnsafeStateError: the daemon must exit (berth serve does, with code 70). */
   onUnsafe?: (err: Error) => void;

@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { listPinnedNamespaces } from "../network/namespaces";
-import { removeContainerLocked } from "./container-stop";
+import { releaseRetiredContainers, removeContainerLocked } from "./container-stop";
 import { type PodContext, handlerFor } from "./context";
 import { recordExitIfAny } from "./exits";
 import { stopStrayPidHolders } from "./pid-holder";
@@ -21,12 +21,16 @@ export interface RecoveryReport {
   exitedWhileDown: string[];
   halfMade: string[];
   orphans: string[];
+  /** Containers removed before the crash whose release of resources was finished now. */
+  removalsFinished: string[];
 }
 
 export async function recover(ctx: PodContext): Promise<RecoveryReport> {
   await ctx.sandboxes.load();
   await ctx.containers.load();
-  const report: RecoveryReport = { pods: 0, containers: 0, exitedWhileDown: [], halfMade: [], orphans: [] };
+  const report: RecoveryReport = { pods: 0, containers: 0, exitedWhileDown: [], halfMade: [], orphans: [], removalsFinished: [] };
+  // Containers RemoveContainer had taken out of the API whose resources a crash left held.
+  report.removalsFinished = await releaseRetiredContainers(ctx);
   for (const pod of ctx.sandboxes.list()) ctx.names.reserve(pod.name, pod.id, "pod sandbox");
   for (const c of ctx.containers.list()) ctx.names.reserve(c.name, c.id, "container");
 

@@ -46,6 +46,8 @@ export async function removePodSandbox(ctx: PodContext, req: CriRequest<cri.Remo
         await removeContainerLocked(ctx, c.id);
       });
     }
+    // Containers removed earlier still releasing in the background (a pod cgroup cannot go before theirs).
+    await ctx.background.drain(rec.id);
     await teardownSandbox(ctx, rec);
     ctx.log.info("pod sandbox removed", { sandbox: rec.id.slice(0, 12), pod: `${rec.config.metadata?.namespace}/${rec.config.metadata?.name}` });
   });

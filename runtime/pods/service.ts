@@ -45,8 +45,10 @@ export class LocalRuntimeService implements RuntimeService, StreamingRuntime {
     return report;
   }
 
-  stop(): void {
+  /** Stops watching exits and waits for what requests left running (background.ts). */
+  async stop(): Promise<void> {
     this.unwatch?.();
+    await this.ctx.background.drain();
   }
 
   runPodSandbox = (req: Req<cri.RunPodSandboxRequest>) => runPodSandbox(this.ctx, req);

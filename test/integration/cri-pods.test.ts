@@ -20,6 +20,13 @@ import { cgroupDirsBelowSelf } from "../support/runtime-pair";
 import { hostNetworkSnapshot, type HostNetworkSnapshot, restoreHostNetwork } from "../support/host-network";
 
 const BRIDGE = `bp${process.pid % 100000}`;
+
+/** Directories below `root` (a few levels) whose name is `name`. */
+function dirsNamed(root: string, name: string, depth = 3): string[] {
+  if (depth === 0 || !existsSync(root)) return [];
+  const subs = readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory());
+  return subs.flatMap((d) => (d.name === name ? [join(root, d.name)] : dirsNamed(join(root, d.name), name, depth - 1)));
+}
 const SUBNET = `10.89.${process.pid % 250}.0/24`;
 const CGROUP_ROOT = `berth-test-pods-${process.pid}`;
 
@@ -270,6 +277,37 @@ describe("CRI RuntimeService: pods and containers", () => {
       const stray = mountsBelow(daemon.state).filter((m) => /\/(pods|ns\/\w+|containers)\//.test(m) && ![...pods, ...ctrs].some((id) => m.includes(id)));
       assert.deepEqual(stray, [], `delay ${delay} ms: nothing half-made is left mounted`);
     }
+  });
+
+  test("RemoveContainer: the container is gone at once and what it held follows; after a SIGKILL right after the call, the restart finishes it", async () => {
+    const cfg = pod("removal");
+    const podId = await runPod(daemon.client, cfg);
+    // What a container holds on the host: its rootfs mount, its directory (bundle, conmon's files),
+    // the runtime's state and its cgroups.
+    const held = (id: string) => ({
+      mounts: mountsBelow(daemon.state).filter((m) => m.includes(id)),
+      dir: existsSync(join(daemon.state, "containers", id)),
+      runtimeState: existsSync(join(daemon.state, "runtime", id)),
+      cgroups: cgroupDirsBelowSelf(CGROUP_ROOT).flatMap((root) => dirsNamed(root, id)),
+    });
+    const nothing = { mounts: [], dir: false, runtimeState: false, cgroups: [] };
+    for (const crash of [false, true]) {
+      const id = await runContainer(daemon.client, podId, cfg, containerConfig(crash ? "crashed" : "plain", busybox, ["sleep", "600"]));
+      await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+      const before = held(id);
+      assert.ok(before.mounts.length > 0 && before.dir && before.runtimeState && before.cgroups.length > 0, `a running container holds its rootfs, directory, runtime state and cgroups: ${JSON.stringify(before)}`);
+      await daemon.client.runtimeCall("RemoveContainer", { containerId: id });
+      if (crash) await daemon.kill();
+      else {
+        assert.deepEqual((await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { id } })).containers, []);
+        await assert.rejects(daemon.client.runtimeCall("ContainerStatus", { containerId: id }), (e: { code: number }) => e.code === Code.NOT_FOUND);
+      }
+      if (crash) await daemon.restart();
+      for (let i = 0; i < 100 && JSON.stringify(held(id)) !== JSON.stringify(nothing); i++) await sleep(50);
+      assert.deepEqual(held(id), nothing, crash ? "the restart released what the container held" : "what the container held is released");
+      assert.deepEqual((await daemon.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { id } })).containers, []);
+    }
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 
   test("pid mode POD: the pod's containers see each other's processes; CONTAINER: each is PID 1 of its own", async () => {

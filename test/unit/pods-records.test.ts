@@ -6,12 +6,14 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "../../runtime/errors";
 import { createLogger } from "../../runtime/log";
 import { containerName, NameIndex, sandboxName } from "../../runtime/pods/names";
 import { podHosts, resolvConf } from "../../runtime/pods/sandbox-files";
 import { podCgroupPath, portMappingsOf } from "../../runtime/pods/sandbox-run";
 import { RecordStore } from "../../runtime/pods/store";
+import { BackgroundWork } from "../../runtime/pods/background";
 import { nowNanos } from "../../runtime/pods/time";
 import type * as cri from "../../runtime/api/cri-v1";
 
@@ -62,6 +64,59 @@ describe("record store", () => {
     await b.remove("aaaa1111");
     await b.remove("aaaa1111");
     assert.equal(b.get("aaaa1111"), undefined);
+  });
+
+  test("a retired record is gone for every reader at once and stays a tombstone that a restart finds, until forgotten", async () => {
+    const a = new RecordStore<{ id: string; v: number }>(join(dir, "s2"), "container", quiet);
+    await a.load();
+    await a.put({ id: "dddd4444", v: 4 });
+    await a.put({ id: "eeee5555", v: 5 });
+    await a.retire("dddd4444");
+    assert.equal(a.get("dddd4444"), undefined);
+    assert.deepEqual(a.list().map((r) => r.id), ["eeee5555"]);
+    // A daemon killed now: the next one loads the live records and finds the tombstone.
+    const b = new RecordStore<{ id: string; v: number }>(join(dir, "s2"), "container", quiet);
+    await b.load();
+    assert.deepEqual(b.list().map((r) => r.id), ["eeee5555"]);
+    assert.deepEqual(await b.retired(), [{ id: "dddd4444", v: 4 }]);
+    await b.forgetRetired("dddd4444");
+    await b.forgetRetired("dddd4444");
+    assert.deepEqual(await b.retired(), []);
+  });
+});
+
+describe("background work", () => {
+  test("drain waits for a key's work, including work started while it waits; a failure is logged, not thrown", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: "warn", format: "json", out: { write: (l: string) => lines.push(l) > 0 } as unknown as NodeJS.WritableStream });
+    const work = new BackgroundWork(log);
+    const done: string[] = [];
+    work.start("pod1", "first", async () => {
+      await sleep(30);
+      done.push("first");
+      work.start("pod1", "chained", async () => {
+        await sleep(10);
+        done.push("chained");
+      });
+    });
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    work.start("pod2", "other", async () => {
+      await gate;
+      done.push("other");
+    });
+    work.start("pod1", "failing", async () => {
+      throw new Error("disk gone");
+    });
+    await work.drain("pod1");
+    assert.deepEqual(done, ["first", "chained"], "pod2's work is not waited for");
+    assert.ok(lines.some((l) => /failing failed/.test(l) && /disk gone/.test(l)));
+    open();
+    await work.drain();
+    assert.deepEqual(done, ["first", "chained", "other"]);
+    await work.drain();
   });
 });
 
