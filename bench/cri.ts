@@ -42,7 +42,7 @@ function daemonSteps(logs: string, message: string, names: Array<[key: string, w
   // The warm-up life's and the held pods' calls are in the log too: every one counts.
   const rows = [["step", "median"]];
   for (const [key, what] of names) rows.push([what, median(lines.map((l) => l[key]!)).toFixed(1)]);
-  rows.push(["the steps together (daemon)", median(lines.map((l) => names.reduce((a, [k]) => a + l[k]!, 0))).toFixed(1)]);
+  rows.push(["all the steps above together (daemon)", median(lines.map((l) => names.reduce((a, [k]) => a + l[k]!, 0))).toFixed(1)]);
   // Not a difference of the two: the log holds the held pods' calls too, the client's figure the lives' only.
   rows.push(["the whole call on the client (pod lives only)", median(client).toFixed(1)]);
   rows.push(["calls logged", String(lines.length)]);
