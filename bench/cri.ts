@@ -5,9 +5,10 @@
 //
 // Per pod: RunPodSandbox → CreateContainer → StartContainer → StopContainer → RemoveContainer →
 // StopPodSandbox → RemovePodSandbox, each call timed on the client (medians, p90, ratio to
-// containerd). Then each daemon's RSS idle and with --hold pods running one container each, and
-// the per-container monitor's memory (conmon for berth, containerd-shim-runc-v2 for containerd) as
-// PSS from /proc/PID/smaps_rollup.
+// containerd). Then each daemon's RSS idle and with --hold pods running one container each, the
+// per-container monitor's memory (conmon for berth, containerd-shim-runc-v2 for containerd) as
+// PSS from /proc/PID/smaps_rollup, ExecSync of `true` in one of those containers (RuntimeDefault
+// seccomp: an exec probe's cost) and Version (an empty call, the floor of any call).
 //
 // Both start from nothing in temp directories: a local registry (Debian's docker-registry on
 // 127.0.0.1) holding busybox built from this machine's busybox-static and a "pause" image for
@@ -118,24 +119,33 @@ async function podLife(rt: Runtime, image: string, n: number, logDir: string): P
   await timed(rt, "RemovePodSandbox", () => rt.client.runtimeCall("RemovePodSandbox", { podSandboxId }));
 }
 
-async function holdPods(rt: Runtime, image: string, count: number, logDir: string): Promise<{ rss: number; monitorPss: number[] }> {
+async function holdPods(rt: Runtime, image: string, count: number, logDir: string): Promise<{ rss: number; monitorPss: number[]; execSync: number[] }> {
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
     const config = { metadata: { name: `hold-${n}`, namespace: "bench", uid: `hold-${rt.name}-${n}-${process.pid}`, attempt: 0 }, logDirectory: join(logDir, rt.name, `hold-${n}`), linux: {} };
     const { podSandboxId } = await rt.client.runtimeCall<cri.RunPodSandboxResponse>("RunPodSandbox", { config });
     ids.push(podSandboxId);
-    const ctr = { metadata: { name: "c", attempt: 0 }, image: { image }, command: ["sleep", "600"], logPath: "c.log", linux: {} };
+    // RuntimeDefault seccomp, as the reconciler (and kubelet with SeccompDefault) asks for it.
+    const ctr = { metadata: { name: "c", attempt: 0 }, image: { image }, command: ["sleep", "600"], logPath: "c.log", linux: { securityContext: { seccomp: { profileType: "RuntimeDefault" } } } };
     const { containerId } = await rt.client.runtimeCall<cri.CreateContainerResponse>("CreateContainer", { podSandboxId, config: ctr, sandboxConfig: config });
     await rt.client.runtimeCall("StartContainer", { containerId });
   }
   await sleep(1000);
   const rss = rssKiB(rt.pid());
   const monitorPss = rt.monitors().map(pssKiB).filter((x) => x > 0);
+  // ExecSync of `true` in a held container, what an exec probe costs.
+  const execSync: number[] = [];
+  const { containers } = await rt.client.runtimeCall<cri.ListContainersResponse>("ListContainers", { filter: { podSandboxId: ids[0] } });
+  for (let n = 0; n < 20 && containers[0]; n++) {
+    const t0 = process.hrtime.bigint();
+    await rt.client.runtimeCall("ExecSync", { containerId: containers[0].id, cmd: ["true"], timeout: "10" });
+    execSync.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
   for (const id of ids) {
     await rt.client.runtimeCall("StopPodSandbox", { podSandboxId: id });
     await rt.client.runtimeCall("RemovePodSandbox", { podSandboxId: id });
   }
-  return { rss, monitorPss };
+  return { rss, monitorPss, execSync };
 }
 
 async function main(): Promise<void> {
@@ -199,7 +209,7 @@ async function main(): Promise<void> {
     const idle: Record<string, number> = {};
     for (const rt of runtimes) idle[rt.name] = rssKiB(rt.pid());
     for (let n = 0; n < opts.pods; n++) for (const rt of n % 2 ? [...runtimes].reverse() : runtimes) await podLife(rt, image, n, join(work, "logs"));
-    const held: Record<string, { rss: number; monitorPss: number[] }> = {};
+    const held: Record<string, { rss: number; monitorPss: number[]; execSync: number[] }> = {};
     for (const rt of runtimes) held[rt.name] = await holdPods(rt, image, opts.hold, join(work, "logs"));
 
     const [b, c] = runtimes as [Runtime, Runtime];
@@ -210,6 +220,7 @@ async function main(): Promise<void> {
     rows.push(["Create + Start", median(cs(b)).toFixed(1), median(cs(c)).toFixed(1), (median(cs(b)) / median(cs(c))).toFixed(2)]);
     const life = (rt: Runtime) => rt.times.RunPodSandbox.map((_, i) => STEPS.reduce((a, s) => a + rt.times[s][i]!, 0));
     rows.push(["whole life", median(life(b)).toFixed(1), median(life(c)).toFixed(1), (median(life(b)) / median(life(c))).toFixed(2)]);
+    rows.push(["ExecSync `true` (RuntimeDefault seccomp)", `${median(held.berth!.execSync).toFixed(1)} / ${p90(held.berth!.execSync).toFixed(1)}`, `${median(held.containerd!.execSync).toFixed(1)} / ${p90(held.containerd!.execSync).toFixed(1)}`, (median(held.berth!.execSync) / median(held.containerd!.execSync)).toFixed(2)]);
     rows.push(["Version (an empty call: the floor)", `${median(versions.berth!).toFixed(1)} / ${p90(versions.berth!).toFixed(1)}`, `${median(versions.containerd!).toFixed(1)} / ${p90(versions.containerd!).toFixed(1)}`, (median(versions.berth!) / median(versions.containerd!)).toFixed(2)]);
     rows.push(["PullImage (cold, 1 layer)", pulls.berth!.toFixed(1), pulls.containerd!.toFixed(1), (pulls.berth! / pulls.containerd!).toFixed(2)]);
     console.log(table(rows));
