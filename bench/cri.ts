@@ -69,9 +69,15 @@ interface Runtime {
   times: Record<Step, number[]>;
 }
 
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(m?.[1] ?? 0);
+/**
+ * A daemon's resident memory: all of it (VmRSS), and its anonymous part (RssAnon), which leaves out
+ * the pages of its executable and libraries — ~45 MiB of node's own binary for berth, which every
+ * Node process on the machine shares.
+ */
+function memKiB(pid: number): { rss: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: field("VmRSS"), anon: field("RssAnon") };
 }
 
 function pssKiB(pid: number): number {
@@ -119,7 +125,7 @@ async function podLife(rt: Runtime, image: string, n: number, logDir: string): P
   await timed(rt, "RemovePodSandbox", () => rt.client.runtimeCall("RemovePodSandbox", { podSandboxId }));
 }
 
-async function holdPods(rt: Runtime, image: string, count: number, logDir: string): Promise<{ rss: number; monitorPss: number[]; execSync: number[] }> {
+async function holdPods(rt: Runtime, image: string, count: number, logDir: string): Promise<{ mem: { rss: number; anon: number }; monitorPss: number[]; execSync: number[] }> {
   const ids: string[] = [];
   for (let n = 0; n < count; n++) {
     const config = { metadata: { name: `hold-${n}`, namespace: "bench", uid: `hold-${rt.name}-${n}-${process.pid}`, attempt: 0 }, logDirectory: join(logDir, rt.name, `hold-${n}`), linux: {} };
@@ -131,7 +137,7 @@ async function holdPods(rt: Runtime, image: string, count: number, logDir: strin
     await rt.client.runtimeCall("StartContainer", { containerId });
   }
   await sleep(1000);
-  const rss = rssKiB(rt.pid());
+  const mem = memKiB(rt.pid());
   const monitorPss = rt.monitors().map(pssKiB).filter((x) => x > 0);
   // ExecSync of `true` in a held container, what an exec probe costs.
   const execSync: number[] = [];
@@ -145,7 +151,7 @@ async function holdPods(rt: Runtime, image: string, count: number, logDir: strin
     await rt.client.runtimeCall("StopPodSandbox", { podSandboxId: id });
     await rt.client.runtimeCall("RemovePodSandbox", { podSandboxId: id });
   }
-  return { rss, monitorPss, execSync };
+  return { mem, monitorPss, execSync };
 }
 
 async function main(): Promise<void> {
@@ -206,10 +212,10 @@ async function main(): Promise<void> {
         versions[rt.name]!.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
     }
-    const idle: Record<string, number> = {};
-    for (const rt of runtimes) idle[rt.name] = rssKiB(rt.pid());
+    const idle: Record<string, { rss: number; anon: number }> = {};
+    for (const rt of runtimes) idle[rt.name] = memKiB(rt.pid());
     for (let n = 0; n < opts.pods; n++) for (const rt of n % 2 ? [...runtimes].reverse() : runtimes) await podLife(rt, image, n, join(work, "logs"));
-    const held: Record<string, { rss: number; monitorPss: number[]; execSync: number[] }> = {};
+    const held: Record<string, { mem: { rss: number; anon: number }; monitorPss: number[]; execSync: number[] }> = {};
     for (const rt of runtimes) held[rt.name] = await holdPods(rt, image, opts.hold, join(work, "logs"));
 
     const [b, c] = runtimes as [Runtime, Runtime];
@@ -226,8 +232,10 @@ async function main(): Promise<void> {
     console.log(table(rows));
     console.log("\nmemory (KiB)");
     const mem = [["what", "berth", "containerd"]];
-    mem.push(["daemon RSS idle", String(idle.berth), String(idle.containerd)]);
-    mem.push([`daemon RSS with ${opts.hold} pods`, String(held.berth!.rss), String(held.containerd!.rss)]);
+    mem.push(["daemon RSS idle", String(idle.berth!.rss), String(idle.containerd!.rss)]);
+    mem.push([`daemon RSS with ${opts.hold} pods`, String(held.berth!.mem.rss), String(held.containerd!.mem.rss)]);
+    mem.push(["daemon anonymous RSS idle (no executable pages)", String(idle.berth!.anon), String(idle.containerd!.anon)]);
+    mem.push([`daemon anonymous RSS with ${opts.hold} pods`, String(held.berth!.mem.anon), String(held.containerd!.mem.anon)]);
     mem.push(["monitor PSS per container (median)", String(median(held.berth!.monitorPss)), String(median(held.containerd!.monitorPss))]);
     mem.push(["monitors counted", String(held.berth!.monitorPss.length), String(held.containerd!.monitorPss.length)]);
     console.log(table(mem));
