@@ -3,10 +3,14 @@
 // local registry, and the removal of every pod through CRI at the end.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { CriClient } from "../cri/client";
 import type * as cri from "../runtime/api/cri-v1";
 import { busyboxRootfs, writeImageToLayout } from "../runtime/image/build";
+import { type HostNetworkSnapshot, restoreHostNetwork } from "../test/support/host-network";
+import { forceClean } from "../test/support/pods";
+import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
 import { pushLayout } from "../test/support/test-images";
 
 const ANCHORS = "/work/shared/anchors/containerd";
@@ -65,4 +69,32 @@ export async function removePodsThroughCri(clients: CriClient[]): Promise<void> 
       }
     } catch {}
   }
+}
+
+export interface BenchLeftovers {
+  /** CRI clients whose pods are stopped and removed first. */
+  clients: CriClient[];
+  /** Daemons stopped once their pods are gone. */
+  daemons: Array<{ stop(): Promise<void> }>;
+  containerd?: ContainerdReference;
+  work: string;
+  /** The cgroup below ours that the berth daemons used. */
+  cgroupRoot: string;
+  net: HostNetworkSnapshot;
+  bridge: string;
+  registry?: { stop(): Promise<void> };
+}
+
+/**
+ * The end of a bench, also on error and Ctrl-C: pods through CRI, then the daemons and containerd,
+ * what is still mounted or in a cgroup, the bridge and its nat rules, the registry, the directory.
+ */
+export async function tearDownBench(o: BenchLeftovers): Promise<void> {
+  await removePodsThroughCri(o.clients);
+  for (const d of o.daemons) await d.stop().catch(() => {});
+  o.containerd?.stop();
+  await forceClean(o.work, cgroupDirsBelowSelf(o.cgroupRoot));
+  restoreHostNetwork(o.net, o.bridge);
+  await o.registry?.stop().catch(() => {});
+  await rm(o.work, { recursive: true, force: true });
 }

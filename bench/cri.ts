@@ -16,19 +16,17 @@
 // ../shared/anchors/containerd/start.sh. Everything is removed on exit, also on error and Ctrl-C:
 // pods through CRI, then the daemons, bridges, nat rules, cgroups and directories.
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { CriClient } from "../cri/client";
 import type * as cri from "../runtime/api/cri-v1";
 import { startDaemon, type TestDaemon } from "../test/support/daemon";
-import { type ContainerdReference, pushBenchImages, removePodsThroughCri, startContainerd } from "./containerd-reference";
+import { type ContainerdReference, pushBenchImages, startContainerd, tearDownBench } from "./containerd-reference";
 import { median, p90, table } from "./figures";
-import { hostNetworkSnapshot, restoreHostNetwork } from "../test/support/host-network";
-import { forceClean } from "../test/support/pods";
+import { hostNetworkSnapshot } from "../test/support/host-network";
 import { startRegistry } from "../test/support/registry";
-import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
 
 const STEPS = ["RunPodSandbox", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox"] as const;
 type Step = (typeof STEPS)[number];
@@ -163,15 +161,17 @@ async function main(): Promise<void> {
   let berth: TestDaemon | undefined;
   let containerd: ContainerdReference | undefined;
   const berthBridge = `bb${process.pid % 100000}`;
-  const cleanup = async () => {
-    await removePodsThroughCri([berth?.client, containerd?.client].filter((c): c is CriClient => !!c));
-    await berth?.stop().catch(() => {});
-    containerd?.stop();
-    await forceClean(work, cgroupDirsBelowSelf(`berth-bench-${process.pid}`));
-    restoreHostNetwork(net, berthBridge);
-    await registry?.stop().catch(() => {});
-    await rm(work, { recursive: true, force: true });
-  };
+  const cleanup = () =>
+    tearDownBench({
+      clients: [berth?.client, containerd?.client].filter((c): c is CriClient => !!c),
+      daemons: berth ? [berth] : [],
+      containerd,
+      work,
+      cgroupRoot: `berth-bench-${process.pid}`,
+      net,
+      bridge: berthBridge,
+      registry,
+    });
   process.once("SIGINT", () => {
     cleanup().finally(() => process.exit(130));
   });

@@ -23,12 +23,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { CriClient } from "../cri/client";
 import type * as cri from "../runtime/api/cri-v1";
 import { startDaemon, type TestDaemon } from "../test/support/daemon";
-import { type ContainerdReference, pushBenchImages, removePodsThroughCri, startContainerd } from "./containerd-reference";
+import { type ContainerdReference, pushBenchImages, startContainerd, tearDownBench } from "./containerd-reference";
 import { median, p90, table } from "./figures";
-import { hostNetworkSnapshot, restoreHostNetwork } from "../test/support/host-network";
-import { forceClean } from "../test/support/pods";
+import { hostNetworkSnapshot } from "../test/support/host-network";
 import { startRegistry } from "../test/support/registry";
-import { cgroupDirsBelowSelf } from "../test/support/runtime-pair";
 
 
 function options(argv: string[]): { edits: number; pods: number } {
@@ -170,13 +168,7 @@ async function main(): Promise<void> {
       cleaner = await startDaemon({ dir: berthDir, config: { cgroupRoot: `berth-bench-${process.pid}`, cni: { confDir: join(work, "berth-cni"), bridge, subnet: `10.85.${process.pid % 250}.0/24` } } }).catch(() => undefined);
       if (cleaner) clients.push(cleaner.client);
     }
-    await removePodsThroughCri(clients);
-    await cleaner?.stop().catch(() => {});
-    containerd?.stop();
-    await forceClean(work, cgroupDirsBelowSelf(`berth-bench-${process.pid}`));
-    restoreHostNetwork(net, bridge);
-    await registry?.stop().catch(() => {});
-    await rm(work, { recursive: true, force: true });
+    await tearDownBench({ clients, daemons: cleaner ? [cleaner] : [], containerd, work, cgroupRoot: `berth-bench-${process.pid}`, net, bridge, registry });
   };
   process.once("SIGINT", () => {
     cleanup().finally(() => process.exit(130));
