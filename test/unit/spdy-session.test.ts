@@ -192,10 +192,22 @@ async function rawPair(opts: Partial<SpdySessionOptions> = {}) {
   const streams: SpdyStream[] = [];
   server.on("stream", (s: SpdyStream) => streams.push(s));
   const peer = new RawPeer(sockets.client);
+  /** The n-th stream the server accepted, once it has. */
+  const stream = (n = 0) =>
+    new Promise<SpdyStream>((resolve) => {
+      const check = () => {
+        if (!streams[n]) return;
+        server.off("stream", check);
+        resolve(streams[n]);
+      };
+      server.on("stream", check);
+      check();
+    });
   return {
     server,
     serverClosed,
     streams,
+    stream,
     peer,
     close: async () => {
       peer.close();
@@ -501,8 +513,7 @@ describe("SPDY/3.1 session", () => {
         (settings as Extract<Frame, { type: "SETTINGS" }>).entries.find((e) => e.id === SettingsId.INITIAL_WINDOW_SIZE)?.value,
         65536,
       );
-      await sleep(20);
-      const s = r.streams[0];
+      const s = await r.stream();
       s.reply();
       const out = randomBytes(300 * 1024);
       s.end(out);
@@ -527,8 +538,7 @@ describe("SPDY/3.1 session", () => {
     try {
       await r.peer.synStream(1, { a: "1" });
       await r.peer.waitFor((f) => f.type === "SETTINGS", "SETTINGS");
-      await sleep(20);
-      const s = r.streams[0];
+      const s = await r.stream();
       // Down from the default 65536 to 1000: the open stream's window follows.
       r.peer.send({ type: "SETTINGS", clearSettings: false, entries: [{ id: SettingsId.INITIAL_WINDOW_SIZE, value: 1000, flags: 0 }] });
       r.peer.send({ type: "PING", id: 1 });
@@ -557,8 +567,7 @@ describe("SPDY/3.1 session", () => {
       r.peer.send({ type: "SETTINGS", clearSettings: false, entries: [{ id: SettingsId.INITIAL_WINDOW_SIZE, value: 65536, flags: 0 }] });
       await r.peer.synStream(1, { a: "1" });
       await r.peer.waitFor((f) => f.type === "SETTINGS", "SETTINGS");
-      await sleep(20);
-      const s = r.streams[0];
+      const s = await r.stream();
       s.pause();
       r.peer.send({ type: "DATA", streamId: 1, fin: false, data: Buffer.alloc(60_000) });
       // The session window comes back on arrival; the stream's only once read.
@@ -578,8 +587,7 @@ describe("SPDY/3.1 session", () => {
     try {
       await r.peer.synStream(1, { a: "1" });
       await r.peer.waitFor((f) => f.type === "SETTINGS", "SETTINGS");
-      await sleep(20);
-      const s = r.streams[0];
+      const s = await r.stream();
       const got = collect(s);
       const headers = once(s, "headers");
       r.peer.send({ type: "DATA", streamId: 1, fin: false, data: Buffer.from("body") });
@@ -595,7 +603,7 @@ describe("SPDY/3.1 session", () => {
     const r = await rawPair();
     try {
       await r.peer.synStream(1, { a: "open" });
-      await sleep(20);
+      await r.stream();
       r.server.goaway();
       const g = await r.peer.waitFor((f) => f.type === "GOAWAY", "GOAWAY");
       assert.equal((g as { lastGoodStreamId: number }).lastGoodStreamId, 1);
