@@ -42,6 +42,11 @@ export interface CniConfig {
 export interface RuntimesConfig {
   default: string;
   handlers: Record<string, { path: string; root?: string }>;
+  /**
+   * containerd's restrict_oom_score_adj: a container's oom_score_adj is never below the daemon's
+   * own. Unset: on where the daemon cannot lower a score (no CAP_SYS_RESOURCE).
+   */
+  restrictOomScoreAdj?: boolean;
 }
 
 export interface DaemonConfig {
@@ -119,6 +124,7 @@ export function mergeConfig(base: DaemonConfig, file: Partial<DaemonConfig>, fla
   out.runtimes = {
     default: flags.runtimes?.default ?? file.runtimes?.default ?? base.runtimes.default,
     handlers: { ...base.runtimes.handlers, ...file.runtimes?.handlers, ...flags.runtimes?.handlers },
+    restrictOomScoreAdj: flags.runtimes?.restrictOomScoreAdj ?? file.runtimes?.restrictOomScoreAdj ?? base.runtimes.restrictOomScoreAdj,
   };
   if (!file.socket && !flags.socket && (file.state || flags.state)) out.socket = `${out.state}/berth.sock`;
   return out;

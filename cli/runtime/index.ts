@@ -39,7 +39,11 @@ export function reportError(g: Pick<RuntimeGlobals, "log" | "logFormat">, messag
   report(g, "error", message);
 }
 
-/** A warning goes where errors go (stderr and --log), at level warning, as runc's logrus does. */
+/**
+ * A warning goes to --log when there is one, and to stderr only without it, as runc's logrus does:
+ * under conmon the runtime's stderr is the container's (create) or the exec's own stderr, where a
+ * line of ours would read as the program's output.
+ */
 export function reportWarning(g: Pick<RuntimeGlobals, "log" | "logFormat">, message: string): void {
   report(g, "warning", message);
 }
@@ -50,6 +54,9 @@ function report(g: Pick<RuntimeGlobals, "log" | "logFormat">, level: "error" | "
     const line = g.logFormat === "json" ? `${JSON.stringify({ level, msg: message, time })}\n` : `time="${time}" level=${level} msg="${message.replace(/"/g, '\\"')}"\n`;
     try {
       appendFileSync(g.log, line);
+      // An error still goes to stderr too (runc's fatal does both): it is what conmon reports.
+      // A warning the log could not take goes there as well rather than nowhere.
+      if (level === "warning") return;
     } catch {}
   }
   writeSync(2, `berth runtime: ${level === "warning" ? "warning: " : ""}${message}\n`);

@@ -20,6 +20,7 @@ import { ImageStore } from "../../runtime/image/store";
 import { linuxSyscalls } from "../../runtime/linux/syscalls";
 import type { Logger } from "../../runtime/log";
 import { ConmonMonitor } from "../../runtime/monitor/conmon-driver";
+import { decideOomScoreAdjFloor } from "../../runtime/oci/oom-score";
 import { CniNetwork } from "../../runtime/network/cni";
 import { namespacePinner } from "../../runtime/network/namespaces";
 import { EventHub } from "../../runtime/pods/events";
@@ -83,6 +84,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     defaults: { bridge: config.cni.bridge, subnet: config.cni.subnet, ipamDataDir: join(config.root, "cni", "networks") },
     log,
   });
+  const oomScoreAdjFloor = decideOomScoreAdjFloor(config.runtimes.restrictOomScoreAdj);
+  if (oomScoreAdjFloor !== undefined) {
+    log.info("a container's oom_score_adj is raised to the daemon's own when it asks for less (containerd's restrict_oom_score_adj)", {
+      floor: oomScoreAdjFloor,
+      why: config.runtimes.restrictOomScoreAdj ? "runtimes.restrictOomScoreAdj" : "no CAP_SYS_RESOURCE: lowering a score fails on this host",
+    });
+  }
   const handlers: Record<string, RuntimeHandler> = {
     // conmon runs berth's runtime as `node dist/berth.js runtime …`: conmon puts --runtime-args
     // before the command, and no shell is needed in between.
@@ -93,7 +101,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
     handlers[name] = { name, path: h.path, args: [`--root=${root}`], root, inProcess: false };
   }
   const runtime = new LocalRuntimeService({
-    config: { root: config.root, state: config.state, cgroupRoot: config.cgroupRoot, handlers, defaultHandler: config.runtimes.default },
+    config: { root: config.root, state: config.state, cgroupRoot: config.cgroupRoot, handlers, defaultHandler: config.runtimes.default, oomScoreAdjFloor },
     sys: linuxSyscalls,
     sandboxes: new RecordStore<SandboxRecord>(join(config.root, "pods"), "pod sandbox", log),
     containers: new RecordStore<ContainerRecord>(join(config.root, "containers"), "container", log),

@@ -7,7 +7,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants, existsSync, mkdirSync, readFileSync, statSync, watch } from "node:fs";
-import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { DeadlineExceededError, FailedPreconditionError, InternalError, NotFoundError } from "../errors";
@@ -28,6 +28,8 @@ const run = promisify(execFile);
 const EXEC_OUTPUT_MAX = 16 * 1024 * 1024;
 /** How long conmon may take to report the runtime's create. */
 const CREATE_TIMEOUT_MS = 60_000;
+/** The OCI runtime's --log, in the persist dir (create) or the exec's own dir. */
+const RUNTIME_LOG = "runtime.log";
 
 export interface ConmonOptions {
   conmon: string;
@@ -198,9 +200,13 @@ export class ConmonMonitor implements ContainerMonitor {
     return { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", _OCI_SYNCPIPE: "3" };
   }
 
-  private baseArgs(rec: ContainerRecord, handler: RuntimeHandler, uuid: string): string[] {
+  /**
+   * `runtimeLog`: the runtime's --log (JSON) for this operation. Given one, runc and berth write
+   * their warnings there and not on stderr, which conmon makes the container's (or the exec's).
+   */
+  private baseArgs(rec: ContainerRecord, handler: RuntimeHandler, uuid: string, runtimeLog: string): string[] {
     const args = ["--api-version", "1", "-c", rec.id, "-u", uuid, "-n", rec.name, "-r", handler.path];
-    for (const a of handler.args) args.push("--runtime-arg", a);
+    for (const a of [...handler.args, `--log=${runtimeLog}`, "--log-format=json"]) args.push("--runtime-arg", a);
     args.push("-b", rec.bundle, "--socket-dir-path", join(this.opts.state, "attach"), "--full-attach", "--log-level", "info", "--syslog");
     return args;
   }
@@ -212,7 +218,7 @@ export class ConmonMonitor implements ContainerMonitor {
     const pidFile = join(persist, "pid");
     const conmonPidFile = join(persist, "conmon.pid");
     const args = [
-      ...this.baseArgs(rec, handler, rec.id),
+      ...this.baseArgs(rec, handler, rec.id, join(persist, RUNTIME_LOG)),
       "-p",
       pidFile,
       "-P",
@@ -234,10 +240,36 @@ export class ConmonMonitor implements ContainerMonitor {
     try {
       const [msg] = await readSync(child, 1, CREATE_TIMEOUT_MS, `create ${what}`);
       if (!msg || msg.data < 0) throw runtimeFailure(`create ${what}`, msg);
+      await this.forwardWarnings(join(persist, RUNTIME_LOG), rec);
       const conmonPid = Number(await readFile(conmonPidFile, "utf8").catch(() => "0"));
       return { pid: msg.data, conmonPid };
     } finally {
       detach(child);
+    }
+  }
+
+  /**
+   * The runtime's warnings (a score or limit it could not apply) into the daemon's log, once: the
+   * file is emptied. Its errors need no copy: they are on stderr too, which conmon reports.
+   */
+  private async forwardWarnings(file: string, rec: ContainerRecord): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+      await truncate(file, 0);
+    } catch {
+      return;
+    }
+    for (const line of text.split("\n")) {
+      let entry: { level?: unknown; msg?: unknown };
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        continue;
+      }
+      if ((entry.level === "warning" || entry.level === "warn") && typeof entry.msg === "string") {
+        this.opts.log.warn(`OCI runtime: ${entry.msg}`, { container: rec.id.slice(0, 12) });
+      }
     }
   }
 
@@ -325,7 +357,7 @@ export class ConmonMonitor implements ContainerMonitor {
       const proc: Process = { ...spec.process!, args: cmd, terminal: false };
       await writeFile(join(dir, "process.json"), JSON.stringify(proc));
       const logPath = join(dir, "output.log");
-      const args = [...this.baseArgs(rec, handler, uuid), "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
+      const args = [...this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)), "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
       if (timeoutSeconds > 0) args.push("-T", String(timeoutSeconds));
       const child = spawn(this.opts.conmon, args, { cwd: dir, env: this.env(), stdio: ["ignore", "ignore", "pipe", "pipe"] });
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -339,6 +371,7 @@ export class ConmonMonitor implements ContainerMonitor {
         detach(child);
       }
       await exited;
+      await this.forwardWarnings(join(dir, RUNTIME_LOG), rec);
       const [first, second] = msgs;
       if (!first || first.data < 0) throw runtimeFailure(what, first);
       // conmon -T kills the command when its time is up and reports no exit code.
@@ -372,7 +405,7 @@ export class ConmonMonitor implements ContainerMonitor {
     const proc: Process = { ...spec.process!, args: cmd, terminal: opts.tty };
     if (opts.tty && opts.size) proc.consoleSize = { width: opts.size.width, height: opts.size.height };
     await writeFile(join(dir, "process.json"), JSON.stringify(proc));
-    const base = this.baseArgs(rec, handler, uuid).map((a) => (a === rec.bundle ? dir : a));
+    const base = this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)).map((a) => (a === rec.bundle ? dir : a));
     const args = [...base, "-p", join(dir, "pid"), "-e", "--exec-attach", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${join(dir, "output.log")}`];
     if (opts.tty) args.push("-t");
     if (opts.stdin) args.push("-i");
@@ -420,6 +453,7 @@ export class ConmonMonitor implements ContainerMonitor {
       } finally {
         detach(child);
         await stdio.closed;
+        await this.forwardWarnings(join(dir, RUNTIME_LOG), rec);
         await rm(dir, { recursive: true, force: true });
       }
     })();

@@ -15,6 +15,7 @@ import { CAPABILITY_NAMES, DOCKER_DEFAULT_CAPS } from "../security/capabilities"
 import { runtimeDefaultProfile } from "../security/seccomp/default-profile";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, OCI_VERSION } from "./default-spec";
 import { parseSignal } from "./lifecycle";
+import { restrictOomScoreAdj } from "./oom-score";
 import { secureJoin } from "./securejoin";
 import type { LinuxSeccomp, Mount, Spec } from "./spec-types";
 
@@ -34,6 +35,8 @@ export interface ContainerSpecInput {
     files: { resolvConf?: string; hosts?: string; hostname?: string; shm?: string };
   };
   cgroupsPath: string;
+  /** The lowest oom_score_adj the container may get (oom-score.ts); undefined: as the CRI asks. */
+  oomScoreAdjFloor?: number;
 }
 
 // ---------------------------------------------------------------- process
@@ -340,7 +343,7 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
 
   const masked = privileged ? [] : sc?.maskedPaths?.length ? (sc.maskedPaths as string[]) : [...DEFAULT_MASKED_PATHS];
   const readonly = privileged ? [] : sc?.readonlyPaths?.length ? (sc.readonlyPaths as string[]) : [...DEFAULT_READONLY_PATHS];
-  const oomScoreAdj = num(config.linux?.resources?.oomScoreAdj);
+  const oomScoreAdj = restrictOomScoreAdj(num(config.linux?.resources?.oomScoreAdj), input.oomScoreAdjFloor);
 
   const spec: Spec = {
     ociVersion: OCI_VERSION,

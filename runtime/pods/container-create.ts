@@ -116,6 +116,7 @@ export async function createContainer(ctx: PodContext, req: CriRequest<cri.Creat
           files: { resolvConf: pod.files.resolvConf, hosts: pod.files.hosts, hostname: pod.files.hostname, shm: pod.files.shm },
         },
         cgroupsPath: c.cgroupsPath,
+        oomScoreAdjFloor: ctx.config.oomScoreAdjFloor,
       });
       await writeJsonAtomic(join(c.bundle, "config.json"), spec);
       step("specMs");

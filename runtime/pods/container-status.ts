@@ -1,5 +1,7 @@
 // ContainerStatus, ListContainers, and the container snapshot that events carry.
+import { readFile } from "node:fs/promises";
 import { constants } from "node:os";
+import { join } from "node:path";
 import type * as cri from "../api/cri-v1";
 import type { CriRequest } from "../api/cri-v1";
 import { InvalidArgumentError, NotFoundError } from "../errors";
@@ -92,6 +94,11 @@ export async function containerStatus(ctx: PodContext, req: CriRequest<cri.Conta
       snapshotKey: rec.snapshotKey,
       cgroupsPath: rec.cgroupsPath,
       config: rec.config,
+      // What the runtime was given, as containerd's verbose info shows it (crictl inspect).
+      runtimeSpec: await readFile(join(rec.bundle, "config.json"), "utf8").then(
+        (text) => JSON.parse(text) as unknown,
+        () => undefined,
+      ),
     });
   }
   return { status: toContainerStatus(rec), info };

@@ -23,6 +23,8 @@ export interface PodServiceConfig {
   /** runtime_handler → OCI runtime; "" and "berth" name berth's own. */
   handlers: Record<string, RuntimeHandler>;
   defaultHandler: string;
+  /** The lowest oom_score_adj a container gets (runtime/oci/oom-score.ts); undefined: what the CRI asks. */
+  oomScoreAdjFloor?: number;
 }
 
 export interface PodContext {

@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type * as cri from "../../runtime/api/cri-v1";
 import { Code } from "../../runtime/errors";
+import { hasSysResource } from "../../runtime/oci/oom-score";
 import { startDaemon, type TestDaemon } from "../support/daemon";
 import { freePort, startRegistry } from "../support/registry";
 import { buildTestImages, pushLayout, type TestImages } from "../support/test-images";
@@ -170,6 +171,62 @@ describe("CRI RuntimeService: pods and containers", () => {
     assert.equal(Buffer.from(r.stdout).toString(), "to-out\n");
     assert.equal(Buffer.from(r.stderr).toString(), "to-err\n");
     assert.equal(r.exitCode, 5);
+  });
+
+  // kubelet gives a Guaranteed pod's containers -997. Where the host cannot lower a score (no
+  // CAP_SYS_RESOURCE, as here), the daemon raises it to its own (containerd's
+  // restrict_oom_score_adj); the runtime's warning would otherwise open the container's log and
+  // follow every exec's stderr.
+  async function runGuaranteed(client: typeof daemon.client, cfg: ReturnType<typeof pod>): Promise<{ id: string; ownScore: string }> {
+    const podId = await runPod(client, cfg);
+    const id = await runContainer(client, podId, cfg, containerConfig("app", busybox, ["sh", "-c", "cat /proc/self/oom_score_adj; exec sleep 600"], { linux: { resources: { oomScoreAdj: "-997" } } }));
+    await waitForState(client, id, "CONTAINER_RUNNING");
+    const r = await client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["sh", "-c", "cat /proc/self/oom_score_adj; echo to-err >&2"], timeout: "10" });
+    assert.equal(Buffer.from(r.stderr).toString(), "to-err\n", "the exec's stderr is the command's own");
+    const ownScore = Buffer.from(r.stdout).toString().trim();
+    const st = await status(client, id);
+    let lines = readCriLog(st.logPath);
+    for (let i = 0; i < 50 && lines.length === 0; i++) {
+      await sleep(100);
+      lines = readCriLog(st.logPath);
+    }
+    assert.deepEqual(lines, [{ stream: "stdout", tag: "F", content: ownScore }], "the container's log holds its own output alone");
+    return { id, ownScore };
+  }
+  const canLowerScores = () => hasSysResource(readFileSync("/proc/self/status", "utf8"));
+  const daemonScore = () => readFileSync("/proc/self/oom_score_adj", "utf8").trim();
+
+  test("a Guaranteed pod's oom_score_adj -997 is applied where the host allows, else raised to the daemon's own; the log and an exec's stderr hold only the program's output", async () => {
+    const { id, ownScore } = await runGuaranteed(daemon.client, pod("guaranteed"));
+    const expected = canLowerScores() ? "-997" : daemonScore();
+    assert.equal(ownScore, expected);
+    const verbose = await daemon.client.runtimeCall<cri.ContainerStatusResponse>("ContainerStatus", { containerId: id, verbose: true });
+    const spec = (JSON.parse(verbose.info.info!) as { runtimeSpec: { process: { oomScoreAdj?: number } } }).runtimeSpec;
+    assert.equal(String(spec.process.oomScoreAdj ?? 0), expected, "the runtime is asked for what this host can apply");
+  });
+
+  test("with restrictOomScoreAdj false, the score the host refuses is the runtime's warning in the daemon's log, not in the container's output", async () => {
+    const other = await startDaemon({
+      dir: join(work, "daemon-unrestricted"),
+      insecureRegistries: [registry.host],
+      config: { cgroupRoot: CGROUP_ROOT, runtimes: { restrictOomScoreAdj: false } },
+    });
+    try {
+      await other.client.imageCall("PullImage", { image: { image: busybox } });
+      const hostNet = pod("unrestricted", { linux: { securityContext: { namespaceOptions: { network: "NODE" } } } });
+      const { id, ownScore } = await runGuaranteed(other.client, hostNet);
+      if (canLowerScores()) return assert.equal(ownScore, "-997");
+      assert.equal(ownScore, daemonScore(), "not applied: the process keeps the score it inherited");
+      const warnings = other
+        .logs()
+        .split("\n")
+        .filter((l) => l.includes("OCI runtime:") && l.includes("oom_score_adj -997 not applied"));
+      assert.equal(warnings.length, 2, `one warning for the create, one for the exec:\n${warnings.join("\n")}`);
+      for (const w of warnings) assert.equal((JSON.parse(w) as { container?: string }).container, id.slice(0, 12));
+    } finally {
+      await removeAllPods(other.client).catch(() => {});
+      await other.stop();
+    }
   });
 
   test("ContainerStats move when the container works", async () => {

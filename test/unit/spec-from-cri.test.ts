@@ -167,3 +167,13 @@ describe("namespaces, mounts and resources", () => {
     assert.equal(spec.linux!.cgroupsPath, "berth/pod/c1");
   });
 });
+
+describe("oom_score_adj", () => {
+  test("the CRI's score is the process's; with a floor (containerd's restrict_oom_score_adj) a lower one is raised to it", () => {
+    const guaranteed = input({ linux: { resources: { oomScoreAdj: "-997" } } });
+    assert.equal(build(guaranteed).process!.oomScoreAdj, -997);
+    assert.equal(build({ ...guaranteed, oomScoreAdjFloor: 0 }).process!.oomScoreAdj, undefined, "0, the inherited score, is left unset");
+    assert.equal(build({ ...guaranteed, oomScoreAdjFloor: 200 }).process!.oomScoreAdj, 200);
+    assert.equal(build({ ...input({ linux: { resources: { oomScoreAdj: "1000" } } }), oomScoreAdjFloor: 0 }).process!.oomScoreAdj, 1000, "a higher score is kept");
+  });
+});
