@@ -118,7 +118,8 @@ export async function run(argv: string[], _ctx?: unknown): Promise<number> {
   for (const c of cleanups) await c().catch((err: unknown) => log.warn("shutdown step failed", { error: String(err) }));
   // Everything is closed; a handle something forgot must not keep a stopped daemon alive.
   setTimeout(() => {
-    log.warn("exiting with handles still open after shutdown");
+    // Which kinds (TCPSocketWrap, Timeout, FSEventWrap…): where to look for what was not closed.
+    log.warn("exiting with handles still open after shutdown", { handles: process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap") });
     process.exit(0);
   }, 2000).unref();
   return 0;
