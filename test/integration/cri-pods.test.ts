@@ -376,6 +376,19 @@ describe("CRI RuntimeService: pods and containers", () => {
     const ps = Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: a, cmd: ["ps", "-o", "args"], timeout: "5" })).stdout).toString();
     assert.match(ps, /sleep 601/);
     assert.match(ps, /sleep 602/, "a sees b's process");
+    // An orphan inside the pod goes to the namespace's PID 1, the holder, which reaps it when it ends.
+    const stats = async () =>
+      Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: a, cmd: ["sh", "-c", "cat /proc/[0-9]*/stat"], timeout: "5" })).stdout)
+        .toString()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => ({ comm: l.slice(l.indexOf("(") + 1, l.lastIndexOf(")")), state: l.slice(l.lastIndexOf(")") + 2).split(" ")[0], ppid: Number(l.slice(l.lastIndexOf(")") + 2).split(" ")[1]) }));
+    // A subshell, so as not to be taken for the holder's own `sleep 1`.
+    await daemon.client.runtimeCall("ExecSync", { containerId: a, cmd: ["sh", "-c", "(sleep 2; true) & exit 0"], timeout: "5" });
+    const orphan = (await stats()).filter((p) => p.comm === "sh" && p.ppid === 1);
+    assert.equal(orphan.length, 1, "the orphaned subshell is the holder's child");
+    await sleep(3500);
+    assert.deepEqual((await stats()).filter((p) => p.state === "Z"), [], "and is reaped once it ends: no zombie in the pod");
     const { pidHolder } = JSON.parse((await daemon.client.runtimeCall<cri.PodSandboxStatusResponse>("PodSandboxStatus", { podSandboxId: podId, verbose: true })).info.info!) as { pidHolder: { pid: number } };
     assert.ok(existsSync(`/proc/${pidHolder.pid}`), "the PID namespace's holder runs");
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
