@@ -3,6 +3,7 @@
 // Pure: the actual side is what the runtime listed, read from the labels and the applied-spec
 // annotation berth put on each sandbox.
 import type * as cri from "../runtime/api/cri-v1";
+import { refuseByHostPorts } from "./host-ports";
 import { ANN_APPLIED, type DesiredPod, type DesiredState, keyString, LABEL_OWNER_KIND, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, type ObjectKey } from "./types";
 
 export interface ActualPod {
@@ -22,7 +23,9 @@ export interface FieldChange {
 export type PlannedAction =
   | { action: "create"; object: ObjectKey; pod: string }
   | { action: "replace"; object: ObjectKey; pod: string; replaces: string; changes: FieldChange[] }
-  | { action: "delete"; object: ObjectKey; pod: string; reason: string };
+  | { action: "delete"; object: ObjectKey; pod: string; reason: string }
+  /** Not made: admission refuses it (a host port another pod holds). */
+  | { action: "refuse"; object: ObjectKey; pod: string; reason: string };
 
 export function actualPods(sandboxes: cri.PodSandbox[]): ActualPod[] {
   const out: ActualPod[] = [];
@@ -46,9 +49,21 @@ export function actualPods(sandboxes: cri.PodSandbox[]): ActualPod[] {
   return out;
 }
 
+/** Whether a pod of `p`'s namespace and name runs (in any version). */
+export function runsNow(actual: ActualPod[]): (p: DesiredPod) => boolean {
+  const names = new Set(actual.map((a) => `${a.sandbox.metadata?.namespace ?? ""}/${a.name}`));
+  return (p) => names.has(`${p.namespace}/${p.name}`);
+}
+
+/** Pods admission refuses (host-ports.ts), by uid, with why. */
+export function refusedPods(desired: DesiredState, actual: ActualPod[]): Map<string, string> {
+  return refuseByHostPorts([...desired.pods, ...desired.deployments.flatMap((d) => d.pods)], runsNow(actual));
+}
+
 /** The whole plan from `actual` to `desired`, Deployments at their end state. */
 export function plan(desired: DesiredState, actual: ActualPod[]): PlannedAction[] {
   const out: PlannedAction[] = [];
+  const refused = refusedPods(desired, actual);
   const byOwner = new Map<string, ActualPod[]>();
   for (const a of actual) byOwner.set(keyString(a.owner), [...(byOwner.get(keyString(a.owner)) ?? []), a]);
   const frozen = new Set(desired.frozen.map(keyString));
@@ -61,6 +76,14 @@ export function plan(desired: DesiredState, actual: ActualPod[]): PlannedAction[
     const stale = have.filter((a) => !wanted.has(a.uid));
     for (const p of pods) {
       if (have.some((a) => a.uid === p.uid)) continue;
+      const why = refused.get(p.uid);
+      if (why) {
+        out.push({ action: "refuse", object: owner, pod: p.name, reason: why });
+        // What runs in its place stays until it can be made.
+        const i = stale.findIndex((s) => s.name === p.name);
+        if (i >= 0) stale.splice(i, 1);
+        continue;
+      }
       // Pair a new pod with a stale one to show what changed (same name first, as for a Pod).
       const i = Math.max(
         stale.findIndex((s) => s.name === p.name),
@@ -125,6 +148,7 @@ export function formatPlan(actions: PlannedAction[]): string {
     const obj = keyString(a.object);
     if (a.action === "create") out += `+ create  ${obj}  pod ${a.pod}\n`;
     else if (a.action === "delete") out += `- delete  ${obj}  pod ${a.pod} (${a.reason})\n`;
+    else if (a.action === "refuse") out += `! refuse  ${obj}  pod ${a.pod} (${a.reason.replace(/^pod [^:]+: /, "")})\n`;
     else {
       out += `~ replace ${obj}  pod ${a.replaces} -> ${a.pod}\n`;
       for (const c of a.changes) out += `    ${c.field}: ${short(c.from)} -> ${short(c.to)}\n`;

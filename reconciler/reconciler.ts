@@ -10,7 +10,7 @@ import { limiter } from "../runtime/sync/limit";
 import { RestartBackoff } from "./backoff";
 import { buildDesired } from "./desired/model";
 import { loadManifests } from "./load/read-folder";
-import { type ActualPod, actualPods, changedFields, type PlannedAction, plan } from "./plan";
+import { type ActualPod, actualPods, changedFields, type PlannedAction, plan, refusedPods } from "./plan";
 import { PodWorker, removeSandbox } from "./pod-worker";
 import { type Replica, rolloutStep } from "./rollout";
 import { type ObjectStatus, StatusBook } from "./status";
@@ -64,6 +64,8 @@ export class Reconciler {
   private reloadWanted = false;
   private soon?: NodeJS.Timeout;
   private stopped = false;
+  /** Pods admission refuses now (host ports another pod holds), by uid, with why. */
+  private refused = new Map<string, string>();
   lastSyncAt?: Date;
   /** Told how long each pass took and whether it succeeded (metrics). */
   onPass?: (seconds: number, ok: boolean) => void;
@@ -282,6 +284,14 @@ export class Reconciler {
     for (const a of actual) byOwner.set(keyString(a.owner), [...(byOwner.get(keyString(a.owner)) ?? []), a]);
     const wanted = new Set<string>();
     const tasks: Array<Promise<void>> = [];
+    const refused = refusedPods(desired, actual);
+    for (const [uid, why] of refused) {
+      if (this.refused.get(uid) !== why) {
+        const p = [...desired.pods, ...desired.deployments.flatMap((d) => d.pods)].find((x) => x.uid === uid)!;
+        this.book.event("warn", "HostPortConflict", p.owner, why, { pod: p.name });
+      }
+    }
+    this.refused = refused;
     const guard = (owner: ObjectKey, fn: () => Promise<void>) =>
       this.limit(fn).catch((err: unknown) => {
         this.book.error(owner, (err as Error).message);
@@ -290,6 +300,8 @@ export class Reconciler {
 
     for (const p of desired.pods) {
       wanted.add(p.uid);
+      // Refused: left as it is (what runs in its place too) until the port is free.
+      if (refused.has(p.uid)) continue;
       const stale = (byOwner.get(keyString(p.owner)) ?? []).filter((a) => a.uid !== p.uid);
       tasks.push(
         guard(p.owner, async () => {
@@ -321,12 +333,13 @@ export class Reconciler {
             templateHash: a.sandbox.labels[LABEL_TEMPLATE_HASH] ?? "",
             ready: this.workers.get(a.uid)?.view.ready ?? a.sandbox.state === "SANDBOX_READY",
           }));
-          const step = rolloutStep(d, replicas);
+          const admitted = { ...d, pods: d.pods.filter((p) => !refused.has(p.uid)) };
+          const step = rolloutStep(admitted, replicas);
           for (const r of step.remove) {
             wanted.delete(r.uid);
             await this.remove(have.find((a) => a.uid === r.uid)!, r.templateHash === d.templateHash ? "scaled down" : "rolled to a new template");
           }
-          const current = d.pods.filter((p) => have.some((a) => a.uid === p.uid) || step.create.includes(p));
+          const current = admitted.pods.filter((p) => have.some((a) => a.uid === p.uid) || step.create.includes(p));
           for (const p of step.create) {
             wanted.add(p.uid);
             this.book.event("info", "Creating", d.key, `pod ${p.name}: creating (template ${d.templateHash})`);
@@ -377,12 +390,19 @@ export class Reconciler {
       s.health = degraded ? "Degraded" : ready && synced ? "Healthy" : "Progressing";
       s.message = frozenNow ? `kept as last applied: ${s.lastError?.message ?? "its manifest has errors"}` : views.map((v) => v.message).filter(Boolean).join("; ");
     };
+    const refuse = (s: ObjectStatus, pods: DesiredPod[]) => {
+      const why = pods.map((p) => this.refused.get(p.uid)).filter((m): m is string => !!m);
+      if (!why.length) return;
+      s.health = "Degraded";
+      s.message = [...why, s.message].filter(Boolean).join("; ");
+    };
     for (const p of desired.pods) {
       const s = this.book.entry(p.owner);
       s.source = source(p);
       const w = this.workers.get(p.uid);
       const stale = actual?.some((a) => keyString(a.owner) === keyString(p.owner) && a.uid !== p.uid) ?? false;
       setCommon(s, !!w?.id && !stale, w ? [w.view] : [], p.owner);
+      refuse(s, [p]);
     }
     for (const d of desired.deployments) {
       const s = this.book.entry(d.key);
@@ -395,6 +415,7 @@ export class Reconciler {
       const synced = updated === d.replicas && current === d.replicas;
       setCommon(s, synced, views, d.key);
       if (d.replicas === 0 && synced) s.health = "Healthy";
+      refuse(s, d.pods);
     }
     for (const o of this.set?.objects ?? []) {
       if (o.key.kind !== "ConfigMap") continue;

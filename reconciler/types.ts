@@ -91,6 +91,16 @@ export interface DesiredContainer {
   namedPorts: Record<string, number>;
 }
 
+/** A host port a pod takes: a hostPort mapping, or a port of a host-network pod's container. */
+export interface HostPortClaim {
+  protocol: string;
+  port: number;
+  /** "" for every address of the host. */
+  ip: string;
+  /** The manifest field that asks for it (`spec.containers[0].ports[0].hostPort`). */
+  field: string;
+}
+
 /** One pod berth means to run: from a Pod object, or one replica of a Deployment. */
 export interface DesiredPod {
   /** The manifest object it comes from. */
@@ -107,6 +117,8 @@ export interface DesiredPod {
   restartPolicy: RestartPolicy;
   gracePeriodSeconds: number;
   hostNetwork: boolean;
+  /** The host ports it takes (admission: host-ports.ts). */
+  hostPorts: HostPortClaim[];
   /** The whole effective spec, as compared and stored in the pod's `berth.io/applied` annotation. */
   effective: Record<string, unknown>;
   /** Hash of `effective` (16 hex digits), kept in `berth.io/spec-hash`. */

@@ -16,6 +16,7 @@ import {
   ANN_SOURCE,
   type DesiredContainer,
   type DesiredPod,
+  type HostPortClaim,
   LABEL_MANAGED,
   LABEL_OWNER_KIND,
   LABEL_OWNER_NAME,
@@ -83,9 +84,18 @@ export function buildPod(input: PodInput, ctx: PodBuildContext): DesiredPod {
   const volumeSources = volumes.map((v) => v.source(join(podDir, "volumes", v.name)));
 
   const portMappings: cri.CriRequest<cri.PortMapping>[] = [];
-  if (!hostNetwork) {
-    for (const c of spec.containers)
-      for (const p of c.ports ?? []) if (p.hostPort) portMappings.push({ protocol: (p.protocol ?? "TCP") as cri.Protocol, containerPort: p.containerPort, hostPort: p.hostPort, hostIp: p.hostIP ?? "" });
+  const hostPorts: HostPortClaim[] = [];
+  for (const [i, c] of spec.containers.entries()) {
+    for (const [j, p] of (c.ports ?? []).entries()) {
+      const protocol = p.protocol ?? "TCP";
+      const at = `${field}.containers[${i}].ports[${j}]`;
+      // A host-network pod's container ports are the host's (the API server defaults hostPort to them).
+      if (hostNetwork) hostPorts.push({ protocol, port: p.hostPort || p.containerPort, ip: "", field: `${at}.${p.hostPort ? "hostPort" : "containerPort"}` });
+      else if (p.hostPort) {
+        portMappings.push({ protocol: protocol as cri.Protocol, containerPort: p.containerPort, hostPort: p.hostPort, hostIp: p.hostIP ?? "" });
+        hostPorts.push({ protocol, port: p.hostPort, ip: p.hostIP ?? "", field: `${at}.hostPort` });
+      }
+    }
   }
   const managed = {
     [LABEL_MANAGED]: "berth",
@@ -186,6 +196,7 @@ export function buildPod(input: PodInput, ctx: PodBuildContext): DesiredPod {
     restartPolicy,
     gracePeriodSeconds: effective.terminationGracePeriodSeconds,
     hostNetwork,
+    hostPorts,
     effective,
     hash,
   };

@@ -341,6 +341,55 @@ spec:
     assert.ok((await events()).some((e) => e.reason === "Deleted" && /once: deleted \(no longer in the folder\)/.test(e.message)));
   });
 
+  // kubelet's admission (the NodePorts check): a second pod on a host port would start, look
+  // healthy and never get a connection (portmap's first rule wins).
+  test("a pod asking for a hostPort another pod holds is refused and reported; once the port is free it is made", async () => {
+    const portPod = (name: string, port: number) => `apiVersion: v1
+kind: Pod
+metadata: { name: ${name} }
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: c
+      image: ${image}
+      command: ["sleep", "3600"]
+      ports:
+        - { containerPort: 80, hostPort: ${port} }
+`;
+    const shared = await freePort();
+    // clash.yaml comes before web.yaml in the folder, but web runs: it keeps its port.
+    files = { ...files, "clash.yaml": portPod("clash", webPort), "holder.yaml": portPod("holder", shared), "waiter.yaml": portPod("waiter", shared) };
+    const preview = join(work, "preview-ports");
+    await mkdir(join(preview, "apps"), { recursive: true });
+    for (const [n, t] of Object.entries(files)) await writeFile(join(preview, n), t);
+    const diff = await daemon.cli(["diff", preview]);
+    assert.match(diff.stdout, /^! refuse {2}Pod\/default\/clash {2}pod clash \(hostPort 0\.0\.0\.0:\d+\/TCP \(spec\.containers\[0\]\.ports\[0\]\.hostPort\) is taken by pod default\/web/m, diff.stdout);
+    assert.match(diff.stdout, /^\+ create {2}Pod\/default\/holder/m);
+    assert.match(diff.stdout, /^! refuse {2}Pod\/default\/waiter/m);
+    await publish(files);
+    await healthy("Pod", "holder");
+    for (const [name, holder] of [
+      ["clash", "web"],
+      ["waiter", "holder"],
+    ] as const) {
+      const o = await waitFor(`${name} refused`, async () => {
+        const x = await object("Pod", name);
+        return x?.health === "Degraded" && x.message.includes(`is taken by pod default/${holder}`) ? x : undefined;
+      });
+      assert.equal(o.sync, "OutOfSync");
+      assert.deepEqual(await sandboxes(name), [], `${name} is not made`);
+    }
+    assert.ok((await events()).some((e) => e.reason === "HostPortConflict" && /pod clash: hostPort/.test(e.message)));
+    assert.equal(await (await fetch(`http://127.0.0.1:${webPort}/index.html`)).text(), "page-one", "web still answers on its port");
+    const { "clash.yaml": _c, "holder.yaml": _h, ...rest } = files;
+    files = rest;
+    await publish(files);
+    await healthy("Pod", "waiter");
+    delete files["waiter.yaml"];
+    await publish(files);
+    await waitFor("the test's pods pruned", async () => (await sandboxes()).every((s) => !["clash", "holder", "waiter"].includes(s.metadata?.name ?? "")));
+  });
+
   test("a crashing container restarts at once, then after kubelet's 10 s back-off", async () => {
     files = {
       ...files,

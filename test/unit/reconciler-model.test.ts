@@ -8,7 +8,8 @@ import { expand, resolveEnv } from "../../reconciler/desired/env";
 import { buildDesired, scaled } from "../../reconciler/desired/model";
 import { buildPod, defaultPullPolicy, type PodBuildContext } from "../../reconciler/desired/pod";
 import { bytesOf, milliCpu } from "../../reconciler/desired/quantity";
-import { actualPods, changedFields, plan } from "../../reconciler/plan";
+import { claimsMeet, refuseByHostPorts } from "../../reconciler/host-ports";
+import { actualPods, changedFields, formatPlan, plan } from "../../reconciler/plan";
 import { type Replica, rolloutStep } from "../../reconciler/rollout";
 import type { DesiredDeployment, ManifestObject, ManifestSet } from "../../reconciler/types";
 
@@ -199,7 +200,9 @@ describe("plan", () => {
     const gone = buildPod(podInput(webSpec(), "old"), ctx);
     const sandboxes = [before, gone].map((p) => ({ id: `sb-${p.name}`, metadata: p.sandbox.metadata, state: "SANDBOX_READY", createdAt: "0", labels: p.sandbox.labels, annotations: p.sandbox.annotations, runtimeHandler: "" }));
     const actual = actualPods(sandboxes as never);
-    const fresh = buildPod(podInput(webSpec(), "new"), ctx);
+    const freshSpec = webSpec();
+    freshSpec.containers[0]!.ports = [{ containerPort: 80, hostPort: 8081 }];
+    const fresh = buildPod(podInput(freshSpec, "new"), ctx);
     const actions = plan({ pods: [after, fresh], deployments: [], diagnostics: [], frozen: [] }, actual);
     const replace = actions.find((a) => a.action === "replace");
     assert.ok(replace && replace.action === "replace");
@@ -212,6 +215,45 @@ describe("plan", () => {
     );
     const frozen = plan({ pods: [after], deployments: [], diagnostics: [], frozen: [{ kind: "Pod", namespace: "default", name: "old" }] }, actual);
     assert.ok(!frozen.some((a) => a.action === "delete"), "an object of a broken file is not pruned");
+  });
+
+  test("host ports: a pod that runs keeps its port, a new one asking for it is refused with both fields named; a freed port admits it", () => {
+    const web = buildPod(podInput(webSpec()), ctx);
+    const clashSpec = webSpec();
+    clashSpec.containers[0]!.ports = [{ containerPort: 9000, hostPort: 8080 }];
+    // First in the folder, but web runs: web keeps 127.0.0.1:8080, and 0.0.0.0:8080 meets it.
+    const clash = buildPod(podInput(clashSpec, "clash"), ctx);
+    const running = actualPods([web].map((p) => ({ id: "sb-web", metadata: p.sandbox.metadata, state: "SANDBOX_READY", createdAt: "0", labels: p.sandbox.labels, annotations: p.sandbox.annotations, runtimeHandler: "" })) as never);
+    const actions = plan({ pods: [clash, web], deployments: [], diagnostics: [], frozen: [] }, running);
+    assert.equal(actions.length, 1);
+    const refusal = actions[0]!;
+    assert.equal(refusal.action, "refuse");
+    assert.equal(refusal.pod, "clash");
+    assert.match(refusal.action === "refuse" ? refusal.reason : "", /hostPort 0\.0\.0\.0:8080\/TCP \(spec\.containers\[0\]\.ports\[0\]\.hostPort\) is taken by pod default\/web of Pod\/default\/web \(127\.0\.0\.1:8080\/TCP\)/);
+    assert.match(formatPlan(actions), /^! refuse {2}Pod\/default\/clash {2}pod clash \(hostPort /);
+    // Nothing runs: the folder's order decides. Without web, clash is made.
+    assert.deepEqual(plan({ pods: [clash, web], deployments: [], diagnostics: [], frozen: [] }, []).map((a) => `${a.action} ${a.pod}`), ["create clash", "refuse web"]);
+    assert.deepEqual(plan({ pods: [clash], deployments: [], diagnostics: [], frozen: [] }, []).map((a) => `${a.action} ${a.pod}`), ["create clash"]);
+  });
+
+  test("host ports: other addresses, protocols and ports do not meet; a replaced Pod keeps its own; host-network ports count", () => {
+    const claim = (ip: string, port = 80, protocol = "TCP") => ({ ip, port, protocol, field: "f" });
+    assert.equal(claimsMeet(claim("127.0.0.1"), claim("127.0.0.2")), false);
+    assert.equal(claimsMeet(claim("127.0.0.1"), claim("")), true);
+    assert.equal(claimsMeet(claim("0.0.0.0"), claim("10.0.0.1")), true);
+    assert.equal(claimsMeet(claim(""), claim("", 80, "UDP")), false);
+    assert.equal(claimsMeet(claim(""), claim("", 81)), false);
+    const web = buildPod(podInput(webSpec()), ctx);
+    const edited = webSpec();
+    edited.containers[0]!.image = "busybox:1.37";
+    const next = buildPod(podInput(edited), ctx);
+    assert.deepEqual(refuseByHostPorts([web, next], () => false), new Map(), "two versions of one pod are not a conflict");
+    const hostNet = webSpec();
+    hostNet.hostNetwork = true;
+    hostNet.containers[0]!.ports = [{ containerPort: 8080 }];
+    const onHost = buildPod(podInput(hostNet, "on-host"), ctx);
+    assert.deepEqual(onHost.hostPorts, [{ protocol: "TCP", port: 8080, ip: "", field: "spec.containers[0].ports[0].containerPort" }]);
+    assert.deepEqual([...refuseByHostPorts([web, onHost], () => false).keys()], [onHost.uid]);
   });
 
   test("changedFields compares named lists by name", () => {
