@@ -254,6 +254,8 @@ describe("plan", () => {
     const onHost = buildPod(podInput(hostNet, "on-host"), ctx);
     assert.deepEqual(onHost.hostPorts, [{ protocol: "TCP", port: 8080, ip: "", field: "spec.containers[0].ports[0].containerPort" }]);
     assert.deepEqual([...refuseByHostPorts([web, onHost], () => false).keys()], [onHost.uid]);
+    assert.deepEqual([...refuseByHostPorts([web, onHost], (p) => p === onHost).keys()], [web.uid], "what runs holds its ports first");
+    assert.deepEqual(refuseByHostPorts([web, onHost], () => true), new Map(), "a pod that runs is never refused (kubelet admits once)");
   });
 
   test("changedFields compares named lists by name", () => {
