@@ -12,8 +12,10 @@ export interface SessionChannels {
   stdin?: Readable;
   stdout?: Writable;
   stderr?: Writable;
-  /** Terminal sizes as the client sends them. */
+  /** Terminal sizes as the client sends them; one sent before this call is given at once. */
   onResize(fn: (size: TerminalSize) => void): void;
+  /** The client's first terminal size, once it has sent one, or undefined after `ms`. */
+  firstSize(ms: number): Promise<TerminalSize | undefined>;
   /** Called once with the outcome; the transport writes it and closes. */
   finish(outcome: Outcome): void;
   /** Resolves when the client went away (connection closed), so the session can let go. */
@@ -37,6 +39,43 @@ export function statusJson(o: Outcome): string {
   return JSON.stringify({ metadata: {}, status: "Failure", message: o.message, reason: "InternalError" });
 }
 
+/**
+ * One session's resize events. kubectl sends its terminal's size as soon as the streams are open,
+ * before the process exists: the last size is kept for a listener that comes later, and exec
+ * waits a moment for the first one so the command starts with it (`stty size` as its first act).
+ */
+export class TerminalSizes {
+  private last?: TerminalSize;
+  private readonly handlers: Array<(s: TerminalSize) => void> = [];
+  private readonly waiting: Array<(s: TerminalSize) => void> = [];
+
+  emit(size: TerminalSize): void {
+    if (!(size.width > 0 && size.height > 0)) return;
+    this.last = size;
+    for (const h of this.handlers) h(size);
+    for (const w of this.waiting.splice(0)) w(size);
+  }
+
+  onResize(fn: (size: TerminalSize) => void): void {
+    this.handlers.push(fn);
+    if (this.last) fn(this.last);
+  }
+
+  firstSize(ms: number): Promise<TerminalSize | undefined> {
+    if (this.last) return Promise.resolve(this.last);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), ms);
+      this.waiting.push((s) => {
+        clearTimeout(timer);
+        resolve(s);
+      });
+    });
+  }
+}
+
+/** How long exec with a terminal waits for the client's size before it starts the command without one. */
+const FIRST_SIZE_WAIT_MS = 250;
+
 function wire(session: StdioSession, ch: SessionChannels, tty: boolean): void {
   const pipeOut = (from: NodeJS.ReadableStream, to: Writable | undefined) => {
     from.on("data", (d: Buffer) => {
@@ -51,16 +90,15 @@ function wire(session: StdioSession, ch: SessionChannels, tty: boolean): void {
     ch.stdin.once("end", () => session.closeStdin());
     ch.stdin.on("error", () => session.closeStdin());
   }
-  ch.onResize((size) => {
-    if (size.width > 0 && size.height > 0) session.resize(size).catch(() => {});
-  });
+  ch.onResize((size) => session.resize(size).catch(() => {}));
 }
 
 export async function runExec(rt: StreamingRuntime, req: cri.CriRequest<cri.ExecRequest>, ch: SessionChannels, log: Logger, size?: TerminalSize): Promise<void> {
   const cmd = (req.cmd ?? []) as string[];
   let session: Awaited<ReturnType<StreamingRuntime["exec"]>>;
   try {
-    session = await rt.exec(req.containerId ?? "", cmd, { tty: req.tty === true, stdin: req.stdin === true, size });
+    const initial = size ?? (req.tty ? await ch.firstSize(FIRST_SIZE_WAIT_MS) : undefined);
+    session = await rt.exec(req.containerId ?? "", cmd, { tty: req.tty === true, stdin: req.stdin === true, size: initial });
   } catch (err) {
     ch.finish({ ok: false, message: (err as Error).message });
     return;

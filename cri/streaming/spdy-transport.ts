@@ -5,7 +5,7 @@
 import type { Socket } from "node:net";
 import type { TerminalSize } from "../../runtime/api/streaming";
 import type { Logger } from "../../runtime/log";
-import { type Outcome, type SessionChannels, statusJson } from "./remotecommand";
+import { type Outcome, type SessionChannels, statusJson, TerminalSizes } from "./remotecommand";
 import { SpdySession, type SpdyStream } from "./spdy/session";
 
 export const EXEC_SPDY_PROTOCOLS = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"];
@@ -51,7 +51,7 @@ export function spdyChannels(
   const session = new SpdySession(socket, { isServer: true, idleTimeoutMs });
   const expected = 1 + Number(want.stdin) + Number(want.stdout) + Number(want.stderr && !want.tty) + Number(want.tty);
   const streams = new Map<string, SpdyStream>();
-  const resizeHandlers: Array<(s: TerminalSize) => void> = [];
+  const sizes = new TerminalSizes();
   const gone = new Promise<void>((resolve) => session.once("close", () => resolve()));
   session.on("error", (err: Error) => log.debug("streaming connection error", { error: err.message }));
   return new Promise((resolve, reject) => {
@@ -72,10 +72,7 @@ export function spdyChannels(
       }
       stream.reply({});
       streams.set(type, stream);
-      if (type === "resize")
-        resizeReader(stream, (s) => {
-          for (const h of resizeHandlers) h(s);
-        });
+      if (type === "resize") resizeReader(stream, (s) => sizes.emit(s));
       if (streams.size < expected) return;
       clearTimeout(timer);
       const v4 = protocol === "v4.channel.k8s.io";
@@ -84,7 +81,8 @@ export function spdyChannels(
         stdin: streams.get("stdin"),
         stdout: streams.get("stdout"),
         stderr: streams.get("stderr"),
-        onResize: (fn) => resizeHandlers.push(fn),
+        onResize: (fn) => sizes.onResize(fn),
+        firstSize: (ms) => sizes.firstSize(ms),
         gone,
         finish: (o: Outcome) => {
           if (finished) return;

@@ -5,9 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import { PassThrough, Writable } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
-import type { TerminalSize } from "../../runtime/api/streaming";
-import type { Outcome, SessionChannels } from "./remotecommand";
-import { statusJson } from "./remotecommand";
+import { type Outcome, type SessionChannels, statusJson, TerminalSizes } from "./remotecommand";
 
 export const EXEC_WS_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io", "base64.channel.k8s.io"];
 export const PORTFORWARD_WS_PROTOCOLS = ["v4.channel.k8s.io", "v4.base64.channel.k8s.io", "portforward.k8s.io", "base64.portforward.k8s.io", "channel.k8s.io", "base64.channel.k8s.io"];
@@ -53,7 +51,7 @@ export function websocketChannels(ws: WebSocket, want: { stdin: boolean; stdout:
   const send = framer(ws);
   const v4plus = ws.protocol.startsWith("v4") || ws.protocol.startsWith("v5");
   const stdin = want.stdin ? new PassThrough() : undefined;
-  const resizeHandlers: Array<(s: TerminalSize) => void> = [];
+  const sizes = new TerminalSizes();
   const out = (channel: number) =>
     new Writable({
       write(chunk: Buffer, _enc, cb) {
@@ -68,7 +66,7 @@ export function websocketChannels(ws: WebSocket, want: { stdin: boolean; stdout:
     else if (m.channel === CH.resize) {
       try {
         const s = JSON.parse(m.data.toString()) as { Width?: number; Height?: number };
-        for (const h of resizeHandlers) h({ width: s.Width ?? 0, height: s.Height ?? 0 });
+        sizes.emit({ width: s.Width ?? 0, height: s.Height ?? 0 });
       } catch {
         // A malformed resize is ignored, as kubelet ignores it.
       }
@@ -81,7 +79,8 @@ export function websocketChannels(ws: WebSocket, want: { stdin: boolean; stdout:
     stdin,
     stdout: want.stdout ? out(CH.stdout) : undefined,
     stderr: want.stderr && !want.tty ? out(CH.stderr) : undefined,
-    onResize: (fn) => resizeHandlers.push(fn),
+    onResize: (fn) => sizes.onResize(fn),
+    firstSize: (ms) => sizes.firstSize(ms),
     gone,
     finish: (o: Outcome) => {
       if (finished) return;

@@ -15,6 +15,7 @@ import type { Logger } from "../log";
 import { openContainerCgroup } from "../oci/cgroup-of";
 import { containerStatus, deleteContainer, killContainer, startContainer } from "../oci/lifecycle";
 import type { Process, Spec } from "../oci/spec-types";
+import { withTerminalEnv } from "../oci/spec-from-cri";
 import { readRecord } from "../oci/state-dir";
 import type { ExecSession, StdioSession, TerminalSize } from "../api/streaming";
 import type { ContainerExit, ContainerMonitor, ExecSyncResult, RuntimeStatus } from "../pods/monitor";
@@ -402,7 +403,7 @@ export class ConmonMonitor implements ContainerMonitor {
     const dir = join(this.containerDir(rec), `exec-${uuid}`);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const what = `exec in container ${rec.id.slice(0, 12)}`;
-    const proc: Process = { ...spec.process!, args: cmd, terminal: opts.tty };
+    const proc: Process = { ...spec.process!, args: cmd, terminal: opts.tty, env: withTerminalEnv(spec.process!.env ?? [], opts.tty, true) };
     if (opts.tty && opts.size) proc.consoleSize = { width: opts.size.width, height: opts.size.height };
     await writeFile(join(dir, "process.json"), JSON.stringify(proc));
     const base = this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)).map((a) => (a === rec.bundle ? dir : a));

@@ -41,6 +41,18 @@ export interface ContainerSpecInput {
 
 // ---------------------------------------------------------------- process
 
+/**
+ * containerd's terminal environment: a container with a tty gets TERM=xterm unless its env names
+ * a TERM (oci.WithTTY appends it, and the first TERM wins); an exec with a tty gets TERM=xterm
+ * whatever the container's says (its exec sets it with WithEnv, which replaces).
+ */
+export function withTerminalEnv(env: string[], tty: boolean, replace: boolean): string[] {
+  if (!tty) return env;
+  const has = env.some((e) => e.startsWith("TERM="));
+  if (has && !replace) return env;
+  return [...env.filter((e) => !e.startsWith("TERM=")), "TERM=xterm"];
+}
+
 /** containerd's WithProcessArgs: CRI command replaces the entrypoint (and drops the image's cmd); CRI args replace cmd. */
 export function processArgs(config: CriRequest<cri.ContainerConfig>, image: ImageRunConfig): string[] {
   const command = (config.command ?? []) as string[];
@@ -351,7 +363,7 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
       terminal: Boolean(config.tty),
       user: processUser(config, image.config, input.rootfs),
       args: processArgs(config, image.config),
-      env: processEnv(config, image.config, input.sandbox.hostname),
+      env: withTerminalEnv(processEnv(config, image.config, input.sandbox.hostname), Boolean(config.tty), false),
       cwd: config.workingDir || image.config.WorkingDir || "/",
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       noNewPrivileges: Boolean(sc?.noNewPrivs),

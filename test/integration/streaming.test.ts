@@ -114,6 +114,16 @@ describe("streaming: exec, attach and port-forward through the CRI URLs", () => 
     assert.equal(await s.done, 5);
   });
 
+  // kubectl sends its terminal's size as soon as the streams are open, before the process exists:
+  // a command whose first act is to read it must see it, and nothing but its own bytes come back.
+  test("exec -t: the command sees the client's terminal size from its first instant and TERM=xterm; the output is its own bytes alone", async () => {
+    const url = await execUrl({ cmd: ["sh", "-c", "stty size; echo $TERM"], tty: true });
+    const out = new Collect();
+    const s = await remoteCommand(await spdyConnect(url, V4), { stdout: out, tty: true, size: { width: 100, height: 30 } });
+    assert.equal(await s.done, 0);
+    assert.equal(out.text, "30 100\r\nxterm\r\n", "and TERM=xterm, as containerd sets it for an exec with a terminal");
+  });
+
   test("exec with stdin closed mid-way: the command reads EOF and its output and exit code arrive", async () => {
     const url = await execUrl({ cmd: ["sh", "-c", "cat; echo done >&2"], stdin: true, stderr: true });
     const stdin = new PassThrough();

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import type * as cri from "../../runtime/api/cri-v1";
 import { Code } from "../../runtime/errors";
-import { buildContainerSpec, type ContainerSpecInput, capabilitiesOf, processArgs, processEnv, processUser, stopSignalOf } from "../../runtime/oci/spec-from-cri";
+import { buildContainerSpec, type ContainerSpecInput, capabilitiesOf, processArgs, processEnv, processUser, stopSignalOf, withTerminalEnv } from "../../runtime/oci/spec-from-cri";
 import type { Spec } from "../../runtime/oci/spec-types";
 import { DOCKER_DEFAULT_CAPS } from "../../runtime/security/capabilities";
 import { validateRuntimeSpecDoc } from "../support/oci-schemas";
@@ -165,6 +165,17 @@ describe("namespaces, mounts and resources", () => {
     assert.equal(spec.annotations!["io.kubernetes.cri.container-type"], "container");
     assert.equal(spec.annotations!.mine, "1");
     assert.equal(spec.linux!.cgroupsPath, "berth/pod/c1");
+  });
+});
+
+describe("terminal", () => {
+  test("a tty container gets TERM=xterm unless its env has a TERM; an exec with a tty always gets TERM=xterm, as in containerd", () => {
+    const term = (s: Spec) => s.process!.env!.filter((e) => e.startsWith("TERM="));
+    assert.deepEqual(term(build(input({ tty: true }))), ["TERM=xterm"]);
+    assert.deepEqual(term(build(input({}))), []);
+    assert.deepEqual(term(build(input({ tty: true, envs: [{ key: "TERM", value: Buffer.from("vt100") }] }))), ["TERM=vt100"]);
+    assert.deepEqual(withTerminalEnv(["A=1", "TERM=vt100"], true, true), ["A=1", "TERM=xterm"]);
+    assert.deepEqual(withTerminalEnv(["A=1"], false, true), ["A=1"]);
   });
 });
 
