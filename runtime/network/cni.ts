@@ -5,6 +5,7 @@
 // with the configuration it was made with, and comes back for DEL, so a pod is torn down the way
 // it was set up even after a daemon restart or a change in the conf dir.
 import { statfsSync } from "node:fs";
+import { isIP } from "node:net";
 import { performance } from "node:perf_hooks";
 import { FailedPreconditionError, InternalError, InvalidArgumentError } from "../errors";
 import type { Logger } from "../log";
@@ -277,8 +278,10 @@ export function capabilityArgsOf(mappings: PortMapping[]): CapabilityArgs {
     .map((m) => {
       const protocol = String(m.protocol).toLowerCase();
       const port = (n: number) => Number.isInteger(n) && n > 0 && n <= 65535;
-      if (!PROTOCOLS.has(protocol) || !port(m.containerPort) || !port(m.hostPort)) {
-        throw new InvalidArgumentError(`port mapping ${m.hostIp ? `${m.hostIp}:` : ""}${m.hostPort} -> ${m.containerPort}/${m.protocol} is not valid: ports are 1-65535, protocols tcp, udp or sctp`);
+      if (!PROTOCOLS.has(protocol) || !port(m.containerPort) || !port(m.hostPort) || (m.hostIp && !isIP(m.hostIp))) {
+        throw new InvalidArgumentError(
+          `port mapping ${m.hostIp ? `${m.hostIp}:` : ""}${m.hostPort} -> ${m.containerPort}/${m.protocol} is not valid: ports are 1-65535, protocols tcp, udp or sctp, host_ip an IP address or empty`,
+        );
       }
       return { hostPort: m.hostPort, containerPort: m.containerPort, protocol, ...(m.hostIp ? { hostIP: m.hostIp } : {}) };
     });

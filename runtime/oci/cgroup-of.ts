@@ -21,6 +21,8 @@ export interface PreparedCgroup {
   cgroup2Path?: string;
   /** Applies the spec's resources and device rules. */
   limit(spec: Spec): Promise<void>;
+  /** How many processes the OOM killer ended in it (0 where it cannot tell). */
+  oomKills(): Promise<number>;
   destroy(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function makeCgroup(spec: Spec, id: string, root?: string): Promise
     joins: cgroupJoins(mgr.location),
     layout: layout.mode === "unified" ? "v2" : layout.mode === "hybrid" ? "hybrid" : "v1",
     limit: (validated: Spec) => mgr.apply({ ...validated.linux?.resources, devices: deviceRules(validated) }),
+    oomKills: () => mgr.stats().then((s) => s.memory.oomKills, () => 0),
     destroy: () => mgr.destroy(),
   };
 }

@@ -9,7 +9,7 @@
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, closeSync, existsSync, readFileSync, statSync, writeFile } from "node:fs";
 import { resolve } from "node:path";
-import { InvalidArgumentError } from "../errors";
+import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import { mknod, S_IFIFO } from "../linux/file-calls";
 import { CLONE, type Syscalls } from "../linux/types";
 import { writeFileAtomicSync } from "../store/atomic";
@@ -23,6 +23,7 @@ import { O } from "../linux/syscalls";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { trace } from "./trace";
 import { compileContainerSeccomp } from "./seccomp-of";
+import { sysctlRefusal } from "../security/sysctl";
 import { killStage, type StageCommand, startStage, type WarningSink } from "./stage";
 
 export const NS_FLAGS: Record<NamespaceType, number> = {
@@ -76,6 +77,27 @@ function refuseUnsupported(spec: Spec, where: string): void {
   if (spec.hostname && !hasUts) throw new InvalidArgumentError(`${where}: hostname "${spec.hostname}" is set, but the container has no UTS namespace`);
   if (spec.domainname && !hasUts) throw new InvalidArgumentError(`${where}: domainname "${spec.domainname}" is set, but the container has no UTS namespace`);
   if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
+  const sysctls = Object.keys(spec.linux?.sysctl ?? {});
+  if (sysctls.length) {
+    const has = (t: NamespaceType) => spec.linux?.namespaces?.find((n) => n.type === t);
+    const net = has("network");
+    const ns = { ipc: Boolean(has("ipc")), ownNet: Boolean(net) && !(net?.path && isOwnNamespace(net.path, "net")), uts: Boolean(has("uts")) };
+    for (const key of sysctls) {
+      const why = sysctlRefusal(key, ns);
+      if (why) throw new InvalidArgumentError(`${where}: linux.sysctl: ${why}`);
+    }
+  }
+}
+
+/** Whether the namespace file at `path` is this process's own namespace of that kind (runc's isHostNetNS). */
+function isOwnNamespace(path: string, kind: string): boolean {
+  try {
+    const a = statSync(path);
+    const b = statSync(`/proc/self/ns/${kind}`);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch (err) {
+    throw new InvalidArgumentError(`namespace ${path}: ${(err as Error).message}`);
+  }
 }
 
 /** /proc/<pid>/ns/ names of the namespaces the launcher enters for the init. */
@@ -275,11 +297,17 @@ export async function createContainer(sys: Syscalls, opts: CreateOptions): Promi
     if (opts.pidFile) writeFileAtomicSync(resolve(opts.pidFile), String(pid));
     trace("create:done");
     return { record, child };
-  } catch (err) {
+  } catch (caught) {
+    let err = caught;
     try {
       restore?.();
     } catch {}
     if (child) await killStage(child);
+    // A memory limit below what the init needs to set the container up kills it on the way
+    // (SIGKILL, "exited before it was ready"): say so, as runc does.
+    if (made.cgroup && (await made.cgroup.oomKills()) > 0) {
+      err = new FailedPreconditionError(`container "${opts.id}": its init was OOM-killed while setting the container up (memory limit too low?): ${(caught as Error).message}`);
+    }
     // A move into the cgroup still under way would keep it busy.
     await made.joined?.catch(() => {});
     await cgroupCleanup?.().catch(() => {});

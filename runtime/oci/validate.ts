@@ -109,6 +109,8 @@ export function preSpawnView(parsed: unknown): Spec | undefined {
   if (!optional(parsed.hostname, "string") || !optional(parsed.domainname, "string")) return undefined;
   if (parsed.linux !== undefined) {
     if (!isObject(parsed.linux) || !optional(parsed.linux.cgroupsPath, "string")) return undefined;
+    const sysctl = parsed.linux.sysctl;
+    if (sysctl !== undefined && !(isObject(sysctl) && Object.values(sysctl).every((v) => typeof v === "string"))) return undefined;
     const seccomp = parsed.linux.seccomp;
     if (seccomp !== undefined && !(isObject(seccomp) && optional(seccomp.listenerPath, "string"))) return undefined;
     const ns = parsed.linux.namespaces;

@@ -6,10 +6,13 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { hostname as hostHostname } from "node:os";
+import { isAbsolute } from "node:path";
 import type * as cri from "../api/cri-v1";
 import type { CriRequest } from "../api/cri-v1";
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import { newCgroupManager } from "../cgroups/detect";
+import { capabilityArgsOf } from "../network/cni";
+import { sysctlRefusal } from "../security/sysctl";
 import { criCgroupsPath } from "../cgroups/path";
 import { guardUnsafe, type PodContext, handlerFor } from "./context";
 import { sandboxName } from "./names";
@@ -65,6 +68,31 @@ export function networkRequest(rec: SandboxRecord): PodNetworkRequest {
   return { podId: rec.id, name: m.name, namespace: m.namespace, uid: m.uid, netns: rec.namespaces.net ?? "", portMappings: portMappingsOf(rec.config) };
 }
 
+/** What would fail half-way through making the pod, refused before anything is made. */
+function refuseInvalid(config: cri.PodSandboxConfig, modes: ReturnType<typeof namespaceMode>): void {
+  const hostNetwork = modes.network === "NODE";
+  // HOST_NAME_MAX; sethostname refuses longer ones.
+  if (config.hostname.length > 64) throw new InvalidArgumentError(`RunPodSandbox: hostname "${config.hostname.slice(0, 20)}…" is ${config.hostname.length} characters; at most 64`);
+  if (config.logDirectory && !isAbsolute(config.logDirectory)) throw new InvalidArgumentError(`RunPodSandbox: log_directory "${config.logDirectory}" must be an absolute path`);
+  // Each is one line of the pod's /etc/resolv.conf: a line break would add lines of its own.
+  const dns = config.dnsConfig;
+  for (const [field, values, spaces] of [["servers", dns?.servers, false], ["searches", dns?.searches, false], ["options", dns?.options, true]] as const) {
+    const bad = (values ?? []).find((v) => (spaces ? /[\r\n]/ : /\s/).test(v) || v === "");
+    if (bad !== undefined) throw new InvalidArgumentError(`RunPodSandbox: dns_config.${field} ${JSON.stringify(bad)} is not valid: ${bad === "" ? "empty" : "it contains a line break or blank"}`);
+  }
+  try {
+    capabilityArgsOf(portMappingsOf(config));
+  } catch (err) {
+    throw new InvalidArgumentError(`RunPodSandbox: ${(err as Error).message}`);
+  }
+  // A pod's sysctls are set by each of its containers (linux.sysctl of their specs): refused here,
+  // once, rather than at every CreateContainer. Its UTS namespace goes with its network one.
+  for (const key of Object.keys(config.linux?.sysctls ?? {})) {
+    const why = sysctlRefusal(key, { ipc: modes.ipc !== "NODE", ownNet: !hostNetwork, uts: !hostNetwork });
+    if (why) throw new InvalidArgumentError(`RunPodSandbox: linux.sysctls: ${why}`);
+  }
+}
+
 export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodSandboxRequest>): Promise<cri.RunPodSandboxResponse> {
   const metadata = requireMetadata(req.config);
   const config = completeConfig(req.config!, metadata);
@@ -73,6 +101,7 @@ export async function runPodSandbox(ctx: PodContext, req: CriRequest<cri.RunPodS
   if (modes.pid === "TARGET") {
     throw new UnimplementedError("RunPodSandbox: pid mode TARGET (a container's PID namespace) is not supported by berth; use POD, CONTAINER or NODE");
   }
+  refuseInvalid(config, modes);
   const id = randomBytes(32).toString("hex");
   const name = sandboxName(metadata);
   ctx.names.reserve(name, id, "pod sandbox");

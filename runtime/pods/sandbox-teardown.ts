@@ -12,16 +12,24 @@ import type { SandboxRecord } from "./types";
 
 /** Network down (CNI DEL with the stored result), namespaces unpinned, /dev/shm unmounted. */
 export async function releaseSandboxResources(ctx: PodContext, rec: SandboxRecord): Promise<void> {
+  let failure: unknown;
   if (rec.namespaces.net && !rec.networkTornDown) {
     // DEL also when ADD never finished: the plugins may have done part of it (CNI requires DEL to
     // tolerate what was never added).
-    await ctx.network.tearDown(networkRequest(rec), rec.network?.result);
-    rec.networkTornDown = true;
-    if (ctx.sandboxes.get(rec.id)) await ctx.sandboxes.put(rec);
+    try {
+      await ctx.network.tearDown(networkRequest(rec), rec.network?.result);
+      rec.networkTornDown = true;
+      if (ctx.sandboxes.get(rec.id)) await ctx.sandboxes.put(rec);
+    } catch (err) {
+      // What follows does not depend on it: a failed DEL must not leave the pins and mounts too.
+      // The record keeps networkTornDown unset, so the next stop tries the DEL again.
+      failure = err;
+    }
   }
   ctx.namespaces.unpin(rec.namespaces);
   stopPidHolder(rec.pidHolder);
   unmountShm(ctx.sys, rec.files);
+  if (failure) throw failure;
 }
 
 /** Everything of the pod itself (its containers are gone by now): resources, files, cgroup, record. */

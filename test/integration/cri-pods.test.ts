@@ -271,6 +271,38 @@ describe("CRI RuntimeService: pods and containers", () => {
     assert.equal(v.runtimeName, "berth");
   });
 
+  // Each of these once failed half-way through (a port mapping was checked by the network set-up,
+  // after the namespaces were pinned, and its undoing failed on the same check), or not at all (a
+  // sysctl outside the pod's namespaces would have been set on the host by its containers).
+  test("a pod config that cannot be made is refused with INVALID_ARGUMENT before anything is made", async () => {
+    const before = mountsBelow(daemon.state);
+    const refused: Array<[string, Parameters<typeof pod>[1], RegExp]> = [
+      ["port", { portMappings: [{ hostPort: 70000, containerPort: 80 }] }, /port mapping 70000 -> 80\/tcp is not valid/],
+      ["protocol", { portMappings: [{ hostPort: 18097, containerPort: 80, protocol: 7 as unknown as cri.Protocol }] }, /is not valid: ports are 1-65535, protocols tcp, udp or sctp/],
+      ["host-ip", { portMappings: [{ hostPort: 18096, containerPort: 80, hostIp: "not-an-ip" }] }, /not-an-ip:18096 -> 80\/tcp is not valid/],
+      ["hostname", { hostname: "h".repeat(65) }, /65 characters; at most 64/],
+      ["log-dir", { logDirectory: "relative/dir" }, /log_directory "relative\/dir" must be an absolute path/],
+      ["dns", { dnsConfig: { servers: ["10.0.0.1\nnameserver 6.6.6.6"] } }, /dns_config\.servers "10\.0\.0\.1\\nnameserver 6\.6\.6\.6" is not valid/],
+      ["host-sysctl", { linux: { sysctls: { "kernel.printk_ratelimit_burst": "11" } } }, /sysctl "kernel\.printk_ratelimit_burst" is not in a separate kernel namespace/],
+      ["net-sysctl", { linux: { sysctls: { "net.ipv4.ip_forward": "1" }, securityContext: { namespaceOptions: { network: "NODE" } } } }, /not allowed in the host's network namespace/],
+      ["ipc-sysctl", { linux: { sysctls: { "kernel.shmmax": "100000" }, securityContext: { namespaceOptions: { ipc: "NODE" } } } }, /not allowed in the host's IPC namespace/],
+    ];
+    for (const [name, extra, message] of refused) {
+      await assert.rejects(daemon.client.runtimeCall("RunPodSandbox", { config: pod(`refused-${name}`, extra) }), (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && message.test(e.message), name);
+    }
+    const { items } = await daemon.client.runtimeCall<cri.ListPodSandboxResponse>("ListPodSandbox", {});
+    assert.deepEqual(items.filter((p) => p.metadata?.name.startsWith("refused-")), [], "no pod listed");
+    assert.deepEqual(mountsBelow(daemon.state), before, "no pin or /dev/shm mount left");
+    // The namespaced ones pass.
+    const ok = pod("sysctls-ok", { linux: { sysctls: { "net.ipv4.ip_unprivileged_port_start": "80", "kernel.shm_rmid_forced": "1" } } });
+    const okId = await runPod(daemon.client, ok);
+    const c = await runContainer(daemon.client, okId, ok, containerConfig("c", busybox, ["sleep", "600"]));
+    await waitForState(daemon.client, c, "CONTAINER_RUNNING");
+    const r = await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: c, cmd: ["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shm_rmid_forced"], timeout: "5" });
+    assert.equal(Buffer.from(r.stdout).toString(), "80\n1\n");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: okId });
+  });
+
   test("a daemon SIGKILL loses nothing: 3 running pods come back, an exit during the downtime is recorded", async () => {
     const ids: Array<{ pod: string; ctr: string }> = [];
     for (const name of ["keep-a", "keep-b", "keep-c"]) {

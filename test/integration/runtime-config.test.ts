@@ -115,6 +115,48 @@ const BAD: BadConfig[] = [
     runcCode: 0,
   },
   {
+    // The init writes sysctls as root with every capability: one outside the container's own
+    // namespaces would be set for the whole host. runc refuses these; so does berth.
+    what: "a sysctl outside the container's namespaces (kernel.printk_ratelimit_burst)",
+    edit: (s) => {
+      s.linux!.sysctl = { "kernel.printk_ratelimit_burst": "11" };
+    },
+    message: /linux\.sysctl: sysctl "kernel\.printk_ratelimit_burst" is not in a separate kernel namespace/,
+  },
+  {
+    what: "a net sysctl without a network namespace",
+    edit: (s) => {
+      s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== "network");
+      s.linux!.sysctl = { "net.ipv4.ip_forward": "1" };
+    },
+    message: /sysctl "net\.ipv4\.ip_forward" is not allowed in the host's network namespace/,
+  },
+  {
+    what: "a net sysctl in a network namespace joined by path that is the host's own",
+    edit: (s) => {
+      s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === "network" ? { type: "network", path: "/proc/self/ns/net" } : n));
+      s.linux!.sysctl = { "net.ipv4.ip_forward": "1" };
+    },
+    message: /sysctl "net\.ipv4\.ip_forward" is not allowed in the host's network namespace/,
+  },
+  {
+    what: "an IPC sysctl without an IPC namespace",
+    edit: (s) => {
+      s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== "ipc");
+      s.linux!.sysctl = { "kernel.shmmax": "1000000" };
+    },
+    message: /sysctl "kernel\.shmmax" is not allowed in the host's IPC namespace/,
+  },
+  {
+    // runc refuses to set a limit below the usage it finds; berth's init is killed on the way, and
+    // the message says why rather than only that the init died.
+    what: "a memory limit below what the init needs to set the container up",
+    edit: (s) => {
+      s.linux!.resources = { ...s.linux!.resources, memory: { limit: 1 } };
+    },
+    message: /its init was OOM-killed while setting the container up \(memory limit too low\?\)/,
+  },
+  {
     what: "a seccomp profile with an unknown action",
     edit: (s) => {
       s.linux!.seccomp = { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_EXPLODE" as "SCMP_ACT_ALLOW" }] };

@@ -23,6 +23,7 @@ test("create reads a config before the schema check only when what it reads firs
     ["a namespace of an unknown type", (s) => s.linux!.namespaces!.push({ type: wrong("bogus") })],
     ["a namespace path a number", (s) => (s.linux!.namespaces![0]!.path = wrong(3))],
     ["a namespace listed twice", (s) => s.linux!.namespaces!.push({ ...s.linux!.namespaces![0]! })],
+    ["a sysctl value that is not a string", (s) => (s.linux!.sysctl = { "net.ipv4.ip_forward": wrong(1) })],
     ["a seccomp listenerPath that is not a string", (s) => (s.linux!.seccomp = { defaultAction: "SCMP_ACT_ALLOW", listenerPath: wrong(true) })],
   ];
   for (const [what, edit] of broken) {
