@@ -24,6 +24,7 @@ import { connectUnixSocket } from "../linux/unix-socket";
 import { trace } from "./trace";
 import { compileContainerSeccomp } from "./seccomp-of";
 import { sysctlRefusal } from "../security/sysctl";
+import { processProblem } from "./process-check";
 import { killStage, type StageCommand, startStage, type WarningSink } from "./stage";
 
 export const NS_FLAGS: Record<NamespaceType, number> = {
@@ -77,6 +78,12 @@ function refuseUnsupported(spec: Spec, where: string): void {
   if (spec.hostname && !hasUts) throw new InvalidArgumentError(`${where}: hostname "${spec.hostname}" is set, but the container has no UTS namespace`);
   if (spec.domainname && !hasUts) throw new InvalidArgumentError(`${where}: domainname "${spec.domainname}" is set, but the container has no UTS namespace`);
   if (spec.linux?.seccomp?.listenerPath) throw new InvalidArgumentError(`${where}: linux.seccomp.listenerPath (seccomp user notification) is not supported by berth`);
+  const proc = spec.process && processProblem(spec.process);
+  if (proc) throw new InvalidArgumentError(`${where}: ${proc}`);
+  // HOST_NAME_MAX: sethostname would refuse it once the container is half made.
+  for (const f of ["hostname", "domainname"] as const) {
+    if ((spec[f]?.length ?? 0) > 64) throw new InvalidArgumentError(`${where}: ${f} is ${spec[f]!.length} characters; at most 64`);
+  }
   const sysctls = Object.keys(spec.linux?.sysctl ?? {});
   if (sysctls.length) {
     const has = (t: NamespaceType) => spec.linux?.namespaces?.find((n) => n.type === t);

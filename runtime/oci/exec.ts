@@ -7,6 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { closeSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors";
+import { processProblem } from "./process-check";
 import { O } from "../linux/syscalls";
 import type { Syscalls } from "../linux/types";
 import { connectUnixSocket } from "../linux/unix-socket";
@@ -54,6 +55,8 @@ export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise
   const status = await containerStatus({ root: opts.root }, rec);
   if (status !== "running" && status !== "created") throw new FailedPreconditionError(`cannot exec in container "${opts.id}": it is ${status}`);
   if (!opts.process.args?.length) throw new InvalidArgumentError("exec: process.args must name a program");
+  const problem = processProblem(opts.process);
+  if (problem) throw new InvalidArgumentError(`exec: ${problem}`);
   if (opts.process.terminal && !opts.consoleSocket) throw new InvalidArgumentError("exec: a terminal needs --console-socket");
   const spec = rec.spec;
   const seccomp = await compileContainerSeccomp(spec, opts.root);

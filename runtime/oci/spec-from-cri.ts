@@ -16,6 +16,7 @@ import { runtimeDefaultProfile } from "../security/seccomp/default-profile";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, OCI_VERSION } from "./default-spec";
 import { parseSignal } from "./lifecycle";
 import { restrictOomScoreAdj } from "./oom-score";
+import { processProblem } from "./process-check";
 import { secureJoin } from "./securejoin";
 import type { LinuxSeccomp, Mount, Spec } from "./spec-types";
 
@@ -162,7 +163,10 @@ export function processUser(config: CriRequest<cri.ContainerConfig>, image: Imag
   const extra = new Set<number>();
   if (!strict && name) for (const g of allGroups) if (g.members.includes(name) && g.gid !== gid) extra.add(g.gid);
   for (const g of sc?.supplementalGroups ?? []) extra.add(Number(g));
-  return extra.size ? { uid, gid, additionalGids: [...extra] } : { uid, gid };
+  const user = extra.size ? { uid, gid, additionalGids: [...extra] } : { uid, gid };
+  const problem = processProblem({ user, cwd: "/" });
+  if (problem) throw new InvalidArgumentError(`CreateContainer: ${problem} (from run_as_user, run_as_group, supplemental_groups or the image's USER)`);
+  return user;
 }
 
 // ---------------------------------------------------------------- security

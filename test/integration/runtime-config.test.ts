@@ -148,6 +148,35 @@ const BAD: BadConfig[] = [
     message: /sysctl "kernel\.shmmax" is not allowed in the host's IPC namespace/,
   },
   {
+    // (uid_t)-1 means "leave unchanged" to setresuid: the process would keep root.
+    what: "a uid of 4294967295",
+    edit: (s) => {
+      s.process!.user.uid = 4294967295;
+    },
+    message: /process\.user\.uid 4294967295 is out of range: uids and gids are 0-2147483647/,
+  },
+  {
+    what: "an env entry that is not NAME=VALUE",
+    edit: (s) => {
+      s.process!.env = [...(s.process!.env ?? []), "FOO"];
+    },
+    message: /process\.env\[\d+\] "FOO" is not NAME=VALUE/,
+  },
+  {
+    what: "an oomScoreAdj out of range",
+    edit: (s) => {
+      s.process!.oomScoreAdj = 2000;
+    },
+    message: /process\.oomScoreAdj 2000 is out of range: -1000 to 1000/,
+  },
+  {
+    what: "a hostname longer than 64 characters",
+    edit: (s) => {
+      s.hostname = "h".repeat(65);
+    },
+    message: /hostname is 65 characters; at most 64/,
+  },
+  {
     // runc refuses to set a limit below the usage it finds; berth's init is killed on the way, and
     // the message says why rather than only that the init died.
     what: "a memory limit below what the init needs to set the container up",

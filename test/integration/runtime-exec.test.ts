@@ -147,7 +147,11 @@ describe("berth runtime exec matches runc", () => {
     const unknown = {} as Record<Runtime, RunResult>;
     for (const rt of RUNTIMES) unknown[rt] = await runRuntime(rt, roots[rt], ["exec", `never-${process.pid}`, "true"]);
     same(unknown, "no such container");
-    assert.deepEqual([noProgram.berth.code, badCwd.berth.code, unknown.berth.code], [255, 255, 255]);
+    // (uid_t)-1 is "leave unchanged" to setresuid: the process would run as root.
+    const minusOne = await execBoth(["--user", "4294967295"], ["id", "-u"]);
+    same(minusOne, "uid 4294967295");
+    assert.match(minusOne.berth.stderr, /uid 4294967295 is out of range/);
+    assert.deepEqual([noProgram.berth.code, badCwd.berth.code, unknown.berth.code, minusOne.berth.code], [255, 255, 255, 255]);
     assert.match(noProgram.berth.stderr, /no-such-program/);
     assert.match(badCwd.berth.stderr, /\/no\/such\/dir/);
     assert.match(unknown.berth.stderr, /does not exist/);

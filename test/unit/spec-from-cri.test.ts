@@ -60,6 +60,13 @@ describe("process", () => {
     assert.throws(() => processUser({}, { User: "nobody" }, rootfs), (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /nobody/.test(e.message));
   });
 
+  test("a run_as_user outside runc's range is refused: (uid_t)-1 would keep root", () => {
+    assert.throws(
+      () => processUser({ linux: { securityContext: { runAsUser: { value: "4294967295" } } } }, {}, rootfs),
+      (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /process\.user\.uid 4294967295 is out of range/.test(e.message),
+    );
+  });
+
   test("a symlinked /etc/passwd that points outside the rootfs is read inside it", () => {
     const other = join(work, "evil");
     mkdirSync(join(other, "etc"), { recursive: true });
