@@ -63,9 +63,14 @@ export function buildPod(input: PodInput, ctx: PodBuildContext): DesiredPod {
   const volumes = volumeInputs(input, ctx);
   const containers = spec.containers.map((c, i) => effectiveContainer(c, false, `${field}.containers[${i}]`, input, ctx));
   const initContainers = (spec.initContainers ?? []).map((c, i) => effectiveContainer(c, true, `${field}.initContainers[${i}]`, input, ctx));
+  // kubelet's: the sandbox is privileged when any of its containers is (CRI runtimes refuse a
+  // privileged container in a pod that is not). In the effective spec only when true, so that a
+  // privileged pod made before berth set it is made again, and no other pod's hash moves.
+  const privilegedPod = [...spec.containers, ...(spec.initContainers ?? [])].some((c) => c.securityContext?.privileged === true);
   const effective = {
     name,
     namespace,
+    ...(privilegedPod ? { privilegedSandbox: true } : {}),
     labels: input.labels,
     annotations: input.annotations,
     hostname: spec.hostname ?? name,
@@ -129,6 +134,7 @@ export function buildPod(input: PodInput, ctx: PodBuildContext): DesiredPod {
       sysctls: Object.fromEntries((podSc.sysctls ?? []).map((s) => [s.name, s.value])),
       securityContext: {
         namespaceOptions: nsOptions,
+        privileged: privilegedPod,
         runAsUser: podSc.runAsUser !== undefined ? { value: String(podSc.runAsUser) } : null,
         runAsGroup: podSc.runAsGroup !== undefined ? { value: String(podSc.runAsGroup) } : null,
         supplementalGroups: supplementalGroups(podSc).map(String),

@@ -11,14 +11,15 @@ import type { CriRequest } from "../api/cri-v1";
 import type { LinuxResources } from "../cgroups/types";
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import type { ImageRunConfig } from "../image/types";
-import { CAPABILITY_NAMES, DOCKER_DEFAULT_CAPS } from "../security/capabilities";
+import { CAPABILITY_NAMES, currentCapabilities, DOCKER_DEFAULT_CAPS } from "../security/capabilities";
 import { runtimeDefaultProfile } from "../security/seccomp/default-profile";
 import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, OCI_VERSION } from "./default-spec";
 import { parseSignal } from "./lifecycle";
+import { hostDevices, majorMinor } from "./host-devices";
 import { restrictOomScoreAdj } from "./oom-score";
 import { processProblem } from "./process-check";
 import { secureJoin } from "./securejoin";
-import type { LinuxSeccomp, Mount, Spec } from "./spec-types";
+import type { Device, LinuxSeccomp, Mount, Spec } from "./spec-types";
 
 const DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -38,6 +39,8 @@ export interface ContainerSpecInput {
   cgroupsPath: string;
   /** The lowest oom_score_adj the container may get (oom-score.ts); undefined: as the CRI asks. */
   oomScoreAdjFloor?: number;
+  /** The host's devices for a privileged container (host-devices.ts; tests give their own). */
+  hostDevices?: () => Device[];
 }
 
 // ---------------------------------------------------------------- process
@@ -176,9 +179,13 @@ function canonicalCap(c: string): string {
   return up.startsWith("CAP_") ? up : `CAP_${up}`;
 }
 
-/** containerd's capability rules: ALL in add grants every capability; ALL in drop clears the defaults, then adds apply. */
-export function capabilitiesOf(sc: CriRequest<cri.LinuxContainerSecurityContext> | null | undefined): string[] {
-  if (sc?.privileged) return [...CAPABILITY_NAMES];
+/**
+ * containerd's capability rules: privileged, or ALL in add, grants every capability the daemon
+ * itself has (`current`, containerd's WithAllCurrentCapabilities); ALL in drop clears the
+ * defaults, then adds apply.
+ */
+export function capabilitiesOf(sc: CriRequest<cri.LinuxContainerSecurityContext> | null | undefined, current: () => string[] = currentCapabilities): string[] {
+  if (sc?.privileged) return current();
   const add = ((sc?.capabilities?.addCapabilities ?? []) as string[]).map(canonicalCap);
   const drop = ((sc?.capabilities?.dropCapabilities ?? []) as string[]).map(canonicalCap);
   const known = new Set<string>(CAPABILITY_NAMES);
@@ -186,7 +193,7 @@ export function capabilitiesOf(sc: CriRequest<cri.LinuxContainerSecurityContext>
     if (c !== "CAP_ALL" && !known.has(c)) throw new InvalidArgumentError(`CreateContainer: unknown capability "${c}"`);
   }
   let caps = new Set<string>(DOCKER_DEFAULT_CAPS);
-  if (add.includes("CAP_ALL")) caps = new Set(CAPABILITY_NAMES);
+  if (add.includes("CAP_ALL")) caps = new Set(current());
   if (drop.includes("CAP_ALL")) caps = new Set();
   for (const c of add) if (c !== "CAP_ALL") caps.add(c);
   for (const c of drop) if (c !== "CAP_ALL" && !add.includes(c)) caps.delete(c);
@@ -307,8 +314,7 @@ function devicesOf(devs: CriRequest<cri.Device>[]): { devices: NonNullable<Spec[
     }
     const type = st.isCharacterDevice() ? "c" : st.isBlockDevice() ? "b" : undefined;
     if (!type) throw new InvalidArgumentError(`CreateContainer: devices[${i}].host_path ${host} is not a device node`);
-    const major = Number((BigInt(st.rdev) >> 8n) & 0xfffn);
-    const minor = Number((BigInt(st.rdev) & 0xffn) | ((BigInt(st.rdev) >> 12n) & 0xfff00n));
+    const { major, minor } = majorMinor(st.rdev);
     devices.push({ path: d.containerPath || host, type, major, minor, fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
     rules.push({ allow: true, type, major, minor, access: d.permissions || "rwm" });
   }
@@ -354,7 +360,9 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
   user.sort((a, b) => a.destination.split("/").length - b.destination.split("/").length);
   mounts.push(...user);
 
-  const { devices, rules } = devicesOf((config.devices ?? []) as CriRequest<cri.Device>[]);
+  const { devices: requested, rules } = devicesOf((config.devices ?? []) as CriRequest<cri.Device>[]);
+  // A privileged container gets the host's devices too, as in containerd (its cgroup allows all).
+  const devices = privileged ? [...(input.hostDevices ?? hostDevices)().filter((h) => !requested!.some((d) => d.path === h.path)), ...requested!] : requested;
   const resources: LinuxResources = { ...resourcesFromCri(config.linux?.resources ?? {}), devices: [{ allow: privileged, access: "rwm" }, ...rules] };
 
   const masked = privileged ? [] : sc?.maskedPaths?.length ? (sc.maskedPaths as string[]) : [...DEFAULT_MASKED_PATHS];

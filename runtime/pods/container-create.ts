@@ -50,6 +50,11 @@ export async function createContainer(ctx: PodContext, req: CriRequest<cri.Creat
   const pod = ctx.sandboxes.resolve(req.podSandboxId);
   if (!pod || pod.phase === "creating") throw new NotFoundError(`CreateContainer: pod sandbox "${req.podSandboxId}" not found`);
   const config = completeConfig(req.config);
+  // containerd's and CRI-O's rule: the pod must have been made privileged (kubelet does so when
+  // any of its containers is); the pod's own recorded config decides, not the request's copy.
+  if (config.linux?.securityContext?.privileged && !pod.config.linux?.securityContext?.privileged) {
+    throw new InvalidArgumentError(`CreateContainer: container "${config.metadata!.name}" is privileged but its pod sandbox is not (linux.security_context.privileged of RunPodSandbox); no privileged container is allowed in it`);
+  }
 
   const id = randomBytes(32).toString("hex");
   const name = containerName(config.metadata!, pod.config.metadata!);

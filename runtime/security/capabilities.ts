@@ -104,6 +104,18 @@ export function maskToCaps(mask: bigint): string[] {
   return names;
 }
 
+/**
+ * The calling process's effective capabilities, by name (containerd's cap.Current): what a
+ * privileged container, or one asking for ALL, gets. Every known one would include what this
+ * host's bounding set lacks (CAP_SYS_RESOURCE here), and capset would refuse the whole set.
+ */
+export function currentCapabilities(status = readFileSync("/proc/self/status", "utf8")): string[] {
+  const m = /^CapEff:\s*([0-9a-f]+)$/im.exec(status);
+  if (!m) return [...CAPABILITY_NAMES];
+  const known = new Set<string>(CAPABILITY_NAMES);
+  return maskToCaps(BigInt(`0x${m[1]}`)).filter((c) => known.has(c));
+}
+
 /** The highest capability number the running kernel knows. */
 export function lastCap(path = "/proc/sys/kernel/cap_last_cap"): number {
   return Number.parseInt(readFileSync(path, "utf8"), 10);

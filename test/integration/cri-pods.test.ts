@@ -473,6 +473,30 @@ describe("CRI RuntimeService: pods and containers", () => {
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 
+  test("privileged: refused in a pod that is not; in a privileged pod, every capability the host allows, a writable /sys and the host's devices", async () => {
+    const plain = pod("not-privileged");
+    const plainId = await runPod(daemon.client, plain);
+    const privileged = { linux: { securityContext: { privileged: true } } };
+    await assert.rejects(
+      daemon.client.runtimeCall("CreateContainer", { podSandboxId: plainId, config: containerConfig("p", busybox, ["sleep", "600"], privileged), sandboxConfig: plain }),
+      (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /privileged but its pod sandbox is not/.test(e.message),
+    );
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: plainId });
+
+    const cfg = pod("privileged", privileged);
+    const podId = await runPod(daemon.client, cfg);
+    const id = await runContainer(daemon.client, podId, cfg, containerConfig("p", busybox, ["sleep", "600"], privileged));
+    await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+    const sh = async (cmd: string) => Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["sh", "-c", cmd], timeout: "10" })).stdout).toString();
+    const bounding = /^CapBnd:\s*(\S+)$/m.exec(readFileSync("/proc/self/status", "utf8"))![1];
+    assert.match(await sh("grep CapEff /proc/1/status"), new RegExp(`CapEff:\\s*${bounding}`), "every capability of the host's bounding set");
+    assert.match(await sh("grep ' /sys ' /proc/mounts"), /sysfs \/sys sysfs rw,/);
+    const host = readdirSync("/dev").filter((n) => ["null", "kmsg", "loop0", "fuse"].includes(n));
+    assert.deepEqual((await sh(`cd /dev && ls -d ${host.join(" ")}`)).trim().split("\n").sort(), host.sort(), "the host's device nodes");
+    if (host.includes("kmsg")) assert.match(await sh("head -c 1 /dev/kmsg >/dev/null && echo readable"), /readable/, "and its device cgroup lets them be used");
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
   test("a host-network pod sees the host's interfaces and hostname", async () => {
     const cfg = pod("hostnet", { hostname: "", linux: { securityContext: { namespaceOptions: { network: "NODE", ipc: "POD", pid: "CONTAINER" } } } });
     const podId = await runPod(daemon.client, cfg);

@@ -217,6 +217,17 @@ describe("plan", () => {
     assert.ok(!frozen.some((a) => a.action === "delete"), "an object of a broken file is not pruned");
   });
 
+  test("a pod with a privileged container gets a privileged sandbox, as kubelet makes it; others keep their hash", () => {
+    const plain = buildPod(podInput(webSpec()), ctx);
+    assert.equal(plain.sandbox.linux!.securityContext!.privileged, false);
+    assert.equal("privilegedSandbox" in plain.effective, false);
+    const spec = webSpec();
+    spec.initContainers = [{ name: "setup", image: "busybox:1.36", command: ["true"], securityContext: { privileged: true } }];
+    const priv = buildPod(podInput(spec), ctx);
+    assert.equal(priv.sandbox.linux!.securityContext!.privileged, true);
+    assert.equal(priv.effective.privilegedSandbox, true);
+  });
+
   test("host ports: a pod that runs keeps its port, a new one asking for it is refused with both fields named; a freed port admits it", () => {
     const web = buildPod(podInput(webSpec()), ctx);
     const clashSpec = webSpec();

@@ -8,8 +8,9 @@ import { after, describe, test } from "node:test";
 import type * as cri from "../../runtime/api/cri-v1";
 import { Code } from "../../runtime/errors";
 import { buildContainerSpec, type ContainerSpecInput, capabilitiesOf, processArgs, processEnv, processUser, stopSignalOf, withTerminalEnv } from "../../runtime/oci/spec-from-cri";
+import { hostDevices } from "../../runtime/oci/host-devices";
 import type { Spec } from "../../runtime/oci/spec-types";
-import { DOCKER_DEFAULT_CAPS } from "../../runtime/security/capabilities";
+import { currentCapabilities, DOCKER_DEFAULT_CAPS } from "../../runtime/security/capabilities";
 import { validateRuntimeSpecDoc } from "../support/oci-schemas";
 
 const work = mkdtempSync(join(tmpdir(), "berth-spec-cri-"));
@@ -91,7 +92,10 @@ describe("process", () => {
 describe("security", () => {
   test("Docker's 14 capabilities by default; ALL in add grants all, ALL in drop clears the defaults before adds", () => {
     assert.deepEqual(new Set(capabilitiesOf({})), new Set(DOCKER_DEFAULT_CAPS));
-    assert.ok(capabilitiesOf({ capabilities: { addCapabilities: ["ALL"] } }).includes("CAP_SYS_ADMIN"));
+    const current = () => ["CAP_CHOWN", "CAP_SYS_ADMIN"];
+    assert.deepEqual(capabilitiesOf({ capabilities: { addCapabilities: ["ALL"] } }, current), current(), "ALL is what the daemon has (containerd's WithAllCurrentCapabilities)");
+    assert.deepEqual(capabilitiesOf({ privileged: true }, current), current());
+    assert.deepEqual(currentCapabilities("CapEff:\t0000000000000003\n"), ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]);
     assert.deepEqual(capabilitiesOf({ capabilities: { dropCapabilities: ["ALL"], addCapabilities: ["NET_ADMIN"] } }), ["CAP_NET_ADMIN"]);
     assert.ok(!capabilitiesOf({ capabilities: { dropCapabilities: ["CHOWN"] } }).includes("CAP_CHOWN"));
     assert.throws(() => capabilitiesOf({ capabilities: { addCapabilities: ["NOT_A_CAP"] } }), (e: { code: number }) => e.code === Code.INVALID_ARGUMENT);
@@ -115,6 +119,24 @@ describe("security", () => {
     assert.deepEqual(spec.linux!.readonlyPaths, []);
     assert.deepEqual(spec.linux!.resources!.devices![0], { allow: true, access: "rwm" });
     assert.ok(spec.mounts!.find((m) => m.destination === "/sys")!.options!.includes("rw"));
+    // The host's devices, as containerd's WithHostDevices; one the CRI names replaces the host's.
+    const host = [
+      { path: "/dev/kmsg", type: "c" as const, major: 1, minor: 11, fileMode: 0o644, uid: 0, gid: 0 },
+      { path: "/dev/null", type: "c" as const, major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
+    ];
+    const withHost = build({ ...input({ linux: { securityContext: { privileged: true } }, devices: [{ containerPath: "/dev/null", hostPath: "/dev/zero", permissions: "r" }] }), hostDevices: () => host });
+    assert.deepEqual(
+      withHost.linux!.devices!.map((d) => `${d.path} ${d.major}:${d.minor}`),
+      ["/dev/kmsg 1:11", "/dev/null 1:5"],
+    );
+    assert.equal(build({ ...input({}), hostDevices: () => host }).linux!.devices, undefined, "not for an unprivileged container");
+  });
+
+  test("the host's devices are read from /dev as containerd reads them: nodes only, without pts, shm and the console", () => {
+    const devices = hostDevices();
+    assert.ok(devices.some((d) => d.path === "/dev/null" && d.type === "c" && d.major === 1 && d.minor === 3));
+    assert.ok(!devices.some((d) => d.path.startsWith("/dev/pts/") || d.path.startsWith("/dev/shm/") || d.path === "/dev/console"));
+    assert.ok(!devices.some((d) => d.path === "/dev/fd" || d.path === "/dev/stdin"), "no symlinks");
   });
 
   test("kubelet's masked and read-only path lists replace containerd's defaults; read-only rootfs makes the pod files read-only too", () => {
