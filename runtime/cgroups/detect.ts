@@ -14,6 +14,8 @@ export interface MountInfoEntry {
   mountpoint: string;
   fstype: string;
   superOptions: string[];
+  /** Propagation and peer groups: "shared:N", "master:N", "propagate_from:N", "unbindable". */
+  optional: string[];
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (\040). */
@@ -34,6 +36,7 @@ export function parseMountinfo(text: string): MountInfoEntry[] {
       mountpoint: unescapeOctal(f[4]),
       fstype: f[sep + 1],
       superOptions: f[sep + 3].split(","),
+      optional: f.slice(6, sep),
     });
   }
   return out;

@@ -4,10 +4,11 @@
 // user), the pod's namespaces joined by path, the pod's /etc files and /dev/shm bound in, CRI
 // mounts and devices, the security context (capabilities with ALL, privileged, read-only root,
 // masked/read-only paths, seccomp profiles), resources, sysctls and containerd's annotations.
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import type * as cri from "../api/cri-v1";
 import type { CriRequest } from "../api/cri-v1";
+import { type MountInfoEntry, parseMountinfo } from "../cgroups/detect";
 import type { LinuxResources } from "../cgroups/types";
 import { InvalidArgumentError, UnimplementedError } from "../errors";
 import type { ImageRunConfig } from "../image/types";
@@ -41,6 +42,8 @@ export interface ContainerSpecInput {
   oomScoreAdjFloor?: number;
   /** The host's devices for a privileged container (host-devices.ts; tests give their own). */
   hostDevices?: () => Device[];
+  /** The host's mounts, for the propagation check (/proc/self/mountinfo; tests give their own). */
+  hostMounts?: () => MountInfoEntry[];
 }
 
 // ---------------------------------------------------------------- process
@@ -247,15 +250,67 @@ const PROPAGATION: Record<string, string> = {
   PROPAGATION_BIDIRECTIONAL: "rshared",
 };
 
-function criMounts(mounts: CriRequest<cri.Mount>[]): Mount[] {
+/**
+ * The mount a host path lives on (the last, topmost one with the longest mount point that
+ * contains it), for containerd's ensureShared / ensureSharedOrSlave.
+ */
+export function hostMountOf(path: string, mountinfo: MountInfoEntry[]): MountInfoEntry | undefined {
+  let best: MountInfoEntry | undefined;
+  for (const m of mountinfo) {
+    const inside = m.mountpoint === "/" || path === m.mountpoint || path.startsWith(`${m.mountpoint}/`);
+    if (inside && (!best || m.mountpoint.length >= best.mountpoint.length)) best = m;
+  }
+  return best;
+}
+
+/**
+ * containerd's check: a mount that propagates from the host needs a host mount that does
+ * (shared, or a slave of one), and one that propagates both ways needs a shared one; otherwise
+ * nothing would cross, silently.
+ */
+function checkPropagation(i: number, src: string, propagation: string, mountinfo: () => MountInfoEntry[]): void {
+  if (propagation !== "PROPAGATION_BIDIRECTIONAL" && propagation !== "PROPAGATION_HOST_TO_CONTAINER") return;
+  const m = hostMountOf(realpathSync(src), mountinfo());
+  const shared = Boolean(m?.optional.some((o) => o.startsWith("shared:")));
+  const slave = Boolean(m?.optional.some((o) => o.startsWith("master:")));
+  if (propagation === "PROPAGATION_BIDIRECTIONAL" && !shared) {
+    throw new InvalidArgumentError(`CreateContainer: mounts[${i}] propagation BIDIRECTIONAL: ${src} is on the mount ${m?.mountpoint ?? "?"}, which is not shared (mount --make-rshared ${m?.mountpoint ?? src})`);
+  }
+  if (propagation === "PROPAGATION_HOST_TO_CONTAINER" && !shared && !slave) {
+    throw new InvalidArgumentError(`CreateContainer: mounts[${i}] propagation HOST_TO_CONTAINER: ${src} is on the mount ${m?.mountpoint ?? "?"}, which is neither shared nor a slave`);
+  }
+}
+
+/**
+ * containerd's rule: the container's root is shared with a BIDIRECTIONAL mount, a slave with a
+ * HOST_TO_CONTAINER one. Left unset, the runtime makes every mount below the root an rslave
+ * before the binds are made, which cuts a bind off from the host's peer group (a mount made in
+ * the container would never reach the host). containerd writes runc's "rshared"/"rslave"; the
+ * schema's "shared"/"slave" leave the host's mounts as they are, which is all the binds need.
+ */
+function rootfsPropagationOf(mounts: CriRequest<cri.Mount>[]): "shared" | "slave" | undefined {
+  if (mounts.some((m) => m.propagation === "PROPAGATION_BIDIRECTIONAL")) return "shared";
+  if (mounts.some((m) => m.propagation === "PROPAGATION_HOST_TO_CONTAINER")) return "slave";
+  return undefined;
+}
+
+function criMounts(mounts: CriRequest<cri.Mount>[], hostMounts?: () => MountInfoEntry[]): Mount[] {
   const out: Mount[] = [];
+  let info: MountInfoEntry[] | undefined;
+  const mountinfo = () => (info ??= hostMounts ? hostMounts() : parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")));
   for (const [i, m] of mounts.entries()) {
     const dest = m.containerPath ?? "";
     const src = m.hostPath ?? "";
+    // What berth cannot do is refused rather than dropped (its RuntimeConfig says it has neither
+    // recursive read-only mounts nor user namespaces).
+    if (m.image?.image) throw new UnimplementedError(`CreateContainer: mounts[${i}] is an image volume (${m.image.image}); berth does not mount images as volumes`);
+    if (m.recursiveReadOnly) throw new InvalidArgumentError(`CreateContainer: mounts[${i}].recursive_read_only is not supported by berth (its RuntimeConfig reports recursive_read_only_mounts false)`);
+    if (m.uidMappings?.length || m.gidMappings?.length) throw new InvalidArgumentError(`CreateContainer: mounts[${i}] has uid/gid mappings (an idmapped mount), which need user namespaces; berth has none`);
     if (!isAbsolute(dest)) throw new InvalidArgumentError(`CreateContainer: mounts[${i}].container_path "${dest}" must be an absolute path`);
     if (!isAbsolute(src)) throw new InvalidArgumentError(`CreateContainer: mounts[${i}].host_path "${src}" must be an absolute path`);
     // containerd makes a missing host directory (kubelet made it, or expects the runtime to).
     if (!existsSync(src)) mkdirSync(src, { recursive: true, mode: 0o755 });
+    checkPropagation(i, src, m.propagation ?? "PROPAGATION_PRIVATE", mountinfo);
     out.push({ destination: dest, type: "bind", source: src, options: ["rbind", PROPAGATION[m.propagation ?? "PROPAGATION_PRIVATE"] ?? "rprivate", m.readonly ? "ro" : "rw"] });
   }
   return out;
@@ -342,7 +397,7 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
   if (input.sandbox.namespaces.uts) namespaces.push({ type: "uts", path: input.sandbox.namespaces.uts });
 
   const mounts = [...defaultMounts(privileged)];
-  const user = criMounts((config.mounts ?? []) as CriRequest<cri.Mount>[]);
+  const user = criMounts((config.mounts ?? []) as CriRequest<cri.Mount>[], input.hostMounts);
   const taken = new Set(user.map((m) => m.destination));
   const ro = Boolean(sc?.readonlyRootfs);
   const files = input.sandbox.files;
@@ -403,10 +458,11 @@ export function buildContainerSpec(input: ContainerSpecInput): Spec {
       readonlyPaths: readonly,
       sysctl: sandboxConfig.linux?.sysctls && Object.keys(sandboxConfig.linux.sysctls).length ? (sandboxConfig.linux.sysctls as Record<string, string>) : undefined,
       seccomp: seccompOf(sc, caps),
+      rootfsPropagation: rootfsPropagationOf((config.mounts ?? []) as CriRequest<cri.Mount>[]),
     },
   };
   if (spec.hostname === undefined) delete spec.hostname;
-  for (const k of ["devices", "sysctl", "seccomp"] as const) if (spec.linux![k] === undefined) delete spec.linux![k];
+  for (const k of ["devices", "sysctl", "seccomp", "rootfsPropagation"] as const) if (spec.linux![k] === undefined) delete spec.linux![k];
   return spec;
 }
 

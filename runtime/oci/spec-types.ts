@@ -119,7 +119,8 @@ export interface Linux {
   namespaces?: Namespace[];
   devices?: Device[];
   seccomp?: LinuxSeccomp;
-  rootfsPropagation?: "private" | "shared" | "slave" | "unbindable";
+  /** The schema's four values, and runc's recursive forms that containerd writes (validate.ts). */
+  rootfsPropagation?: "private" | "shared" | "slave" | "unbindable" | "rprivate" | "rshared" | "rslave" | "runbindable";
   maskedPaths?: string[];
   readonlyPaths?: string[];
   mountLabel?: string;

@@ -497,6 +497,39 @@ describe("CRI RuntimeService: pods and containers", () => {
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 
+  // containerd's rules: BIDIRECTIONAL needs a shared host mount and makes the container's root
+  // rshared, HOST_TO_CONTAINER needs shared or slave and makes it rslave; without the root's
+  // propagation the bind is cut off from the host's peer group and nothing crosses.
+  test("mount propagation: BIDIRECTIONAL crosses both ways, HOST_TO_CONTAINER from the host only; a host path on a private mount is refused", async () => {
+    const shared = join(work, "propagation-shared");
+    const closed = join(work, "propagation-private");
+    const sh = (cmd: string) => execFileSync("sh", ["-c", cmd]);
+    sh(`mkdir -p ${shared} ${closed} && mount --bind ${shared} ${shared} && mount --make-shared ${shared} && mount --bind ${closed} ${closed} && mount --make-private ${closed}`);
+    const mounted = (path: string) => readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === path);
+    try {
+      const privileged = { linux: { securityContext: { privileged: true } } };
+      const cfg = pod("propagation", privileged);
+      const podId = await runPod(daemon.client, cfg);
+      const make = (name: string, propagation: string, hostPath = shared) =>
+        runContainer(daemon.client, podId, cfg, containerConfig(name, busybox, ["sleep", "600"], { ...privileged, mounts: [{ containerPath: "/data", hostPath, propagation: propagation as cri.MountPropagation }] }));
+      const both = await make("both", "PROPAGATION_BIDIRECTIONAL");
+      const down = await make("down", "PROPAGATION_HOST_TO_CONTAINER");
+      const exec = async (id: string, cmd: string) => Buffer.from((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["sh", "-c", cmd], timeout: "10" })).stdout).toString();
+      await waitForState(daemon.client, down, "CONTAINER_RUNNING");
+      await exec(both, "mkdir -p /data/from-both && mount -t tmpfs tmpfs /data/from-both");
+      await exec(down, "mkdir -p /data/from-down && mount -t tmpfs tmpfs /data/from-down");
+      sh(`mkdir -p ${shared}/from-host && mount -t tmpfs tmpfs ${shared}/from-host`);
+      assert.ok(mounted(join(shared, "from-both")), "a mount made in the BIDIRECTIONAL container reaches the host");
+      assert.ok(!mounted(join(shared, "from-down")), "one made in the HOST_TO_CONTAINER container does not");
+      for (const id of [both, down]) assert.match(await exec(id, "grep ' /data/from-host ' /proc/mounts"), /tmpfs/, "the host's mount reaches both containers");
+      await assert.rejects(make("refused", "PROPAGATION_BIDIRECTIONAL", closed), (e: { code: number; message: string }) => e.code === Code.INVALID_ARGUMENT && /which is not shared/.test(e.message));
+      await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+    } finally {
+      sh(`umount -R ${shared} 2>/dev/null; umount -R ${closed} 2>/dev/null; rmdir ${shared}/* 2>/dev/null; true`);
+    }
+    assert.ok(!mounted(shared) && !mounted(closed), "the test's mounts are gone");
+  });
+
   test("a host-network pod sees the host's interfaces and hostname", async () => {
     const cfg = pod("hostnet", { hostname: "", linux: { securityContext: { namespaceOptions: { network: "NODE", ipc: "POD", pid: "CONTAINER" } } } });
     const podId = await runPod(daemon.client, cfg);

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import type * as cri from "../../runtime/api/cri-v1";
 import { Code } from "../../runtime/errors";
-import { buildContainerSpec, type ContainerSpecInput, capabilitiesOf, processArgs, processEnv, processUser, stopSignalOf, withTerminalEnv } from "../../runtime/oci/spec-from-cri";
+import { parseMountinfo } from "../../runtime/cgroups/detect";
+import { buildContainerSpec, type ContainerSpecInput, capabilitiesOf, hostMountOf, processArgs, processEnv, processUser, stopSignalOf, withTerminalEnv } from "../../runtime/oci/spec-from-cri";
 import { hostDevices } from "../../runtime/oci/host-devices";
 import type { Spec } from "../../runtime/oci/spec-types";
 import { currentCapabilities, DOCKER_DEFAULT_CAPS } from "../../runtime/security/capabilities";
@@ -160,15 +161,17 @@ describe("namespaces, mounts and resources", () => {
   });
 
   test("CRI mounts keep their propagation and read-only flag, shallower first; a CRI mount over /etc/hosts replaces the pod's", () => {
-    const spec = build(
-      input({
-        mounts: [
-          { containerPath: "/data/sub", hostPath: join(work, "a"), propagation: "PROPAGATION_BIDIRECTIONAL" },
-          { containerPath: "/data", hostPath: join(work, "b"), readonly: true, propagation: "PROPAGATION_HOST_TO_CONTAINER" },
-          { containerPath: "/etc/hosts", hostPath: join(work, "hosts") },
-        ],
-      }),
-    );
+    const mounts = [
+      { containerPath: "/data/sub", hostPath: join(work, "a"), propagation: "PROPAGATION_BIDIRECTIONAL" as const },
+      { containerPath: "/data", hostPath: join(work, "b"), readonly: true, propagation: "PROPAGATION_HOST_TO_CONTAINER" as const },
+      { containerPath: "/etc/hosts", hostPath: join(work, "hosts") },
+    ];
+    // The host's root, shared (this machine's is private: the check would refuse BIDIRECTIONAL).
+    const hostMounts = () => parseMountinfo("1 0 8:1 / / rw shared:1 - ext4 /dev/a rw");
+    const spec = build({ ...input({ mounts }), hostMounts });
+    assert.equal(spec.linux!.rootfsPropagation, "shared", "containerd's rule: the root is shared with a BIDIRECTIONAL mount");
+    assert.equal(build({ ...input({ mounts: mounts.slice(1) }), hostMounts }).linux!.rootfsPropagation, "slave", "a slave with HOST_TO_CONTAINER");
+    assert.throws(() => build({ ...input({ mounts }), hostMounts: () => parseMountinfo("1 0 8:1 / / rw - ext4 /dev/a rw") }), /BIDIRECTIONAL: .* which is not shared/);
     const binds = spec.mounts!.filter((m) => m.source?.startsWith(work));
     assert.deepEqual(
       binds.map((m) => [m.destination, m.options]),
@@ -194,6 +197,31 @@ describe("namespaces, mounts and resources", () => {
     assert.equal(spec.annotations!["io.kubernetes.cri.container-type"], "container");
     assert.equal(spec.annotations!.mine, "1");
     assert.equal(spec.linux!.cgroupsPath, "berth/pod/c1");
+  });
+});
+
+describe("mounts berth cannot make", () => {
+  test("an image volume, a recursive read-only mount and an idmapped mount are refused, not dropped", () => {
+    const m = { containerPath: "/data", hostPath: work };
+    const refused = (extra: object, code: number, re: RegExp) =>
+      assert.throws(() => build(input({ mounts: [{ ...m, ...extra }] })), (e: { code: number; message: string }) => e.code === code && re.test(e.message));
+    refused({ image: { image: "busybox:1.36" } }, Code.UNIMPLEMENTED, /image volume/);
+    refused({ readonly: true, recursiveReadOnly: true }, Code.INVALID_ARGUMENT, /recursive_read_only is not supported/);
+    refused({ uidMappings: [{ hostId: 1000, containerId: 0, length: 1 }] }, Code.INVALID_ARGUMENT, /idmapped mount/);
+  });
+
+  test("a host path's mount is the topmost, longest one containing it (for the propagation check)", () => {
+    const info = parseMountinfo(
+      [
+        "1 0 8:1 / / rw shared:1 - ext4 /dev/a rw",
+        "2 1 8:1 /x /mnt rw - ext4 /dev/a rw",
+        "3 2 0:5 / /mnt rw shared:7 - tmpfs t rw",
+        "4 1 8:1 /y /mntx rw master:1 - ext4 /dev/a rw",
+      ].join("\n"),
+    );
+    assert.deepEqual(hostMountOf("/mnt/a/b", info)?.optional, ["shared:7"], "the mount stacked last on /mnt");
+    assert.deepEqual(hostMountOf("/mntx", info)?.optional, ["master:1"]);
+    assert.deepEqual(hostMountOf("/srv", info)?.optional, ["shared:1"]);
   });
 });
 
