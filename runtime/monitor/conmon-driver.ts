@@ -164,8 +164,19 @@ async function exitFileIn(dir: string): Promise<number | undefined> {
 }
 
 /** conmon's control FIFO: "1 H W" resizes the terminal, "2 0 0" reopens the log. */
+/**
+ * One line to a conmon's ctl FIFO. Non-blocking: a FIFO nobody reads (its conmon gone) answers
+ * ENXIO at once instead of holding one of libuv's four threads, and with them every file
+ * operation of the daemon, until a reader comes.
+ */
 async function writeCtl(path: string, line: string): Promise<void> {
-  const fh = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  let fh: Awaited<ReturnType<typeof open>>;
+  try {
+    fh = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENXIO") throw new FailedPreconditionError(`conmon is not reading its control FIFO ${path} (it has exited?)`);
+    throw err;
+  }
   try {
     await fh.write(line);
   } finally {
@@ -358,7 +369,12 @@ export class ConmonMonitor implements ContainerMonitor {
       const proc: Process = { ...spec.process!, args: cmd, terminal: false };
       await writeFile(join(dir, "process.json"), JSON.stringify(proc));
       const logPath = join(dir, "output.log");
-      const args = [...this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)), "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
+      // The exec's own directory as conmon's bundle, as for execAttach: conmon makes its ctl and
+      // winsz FIFOs there, and in the container's bundle it would replace the container conmon's
+      // (which keeps reading the unlinked ones): ReopenContainerLog and resizes would then write
+      // to a FIFO nobody reads.
+      const base = this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)).map((a) => (a === rec.bundle ? dir : a));
+      const args = [...base, "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
       if (timeoutSeconds > 0) args.push("-T", String(timeoutSeconds));
       const child = spawn(this.opts.conmon, args, { cwd: dir, env: this.env(), stdio: ["ignore", "ignore", "pipe", "pipe"] });
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -486,14 +502,8 @@ export class ConmonMonitor implements ContainerMonitor {
   }
 
   async reopenLog(rec: ContainerRecord): Promise<void> {
-    const ctl = join(rec.bundle, "ctl");
     // conmon's control FIFO: "2 0 0" asks it to reopen the log file (kubelet rotated it).
-    const fh = await open(ctl, "w");
-    try {
-      await fh.write("2 0 0\n");
-    } finally {
-      await fh.close();
-    }
+    await writeCtl(join(rec.bundle, "ctl"), "2 0 0\n");
   }
 
   async cleanup(rec: ContainerRecord): Promise<void> {

@@ -619,7 +619,10 @@ describe("CRI RuntimeService: pods and containers", () => {
     await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
   });
 
-  test("UpdateContainerResources changes the live memory limit; ReopenContainerLog starts a new file after rotation", async () => {
+  // An ExecSync's conmon once made its control FIFOs in the container's bundle, replacing the
+  // container conmon's: the next ReopenContainerLog (kubelet's log rotation, after any exec
+  // probe) then waited forever on a FIFO nobody read, holding one of the daemon's file threads.
+  test("UpdateContainerResources changes the live memory limit; ReopenContainerLog starts a new file after rotation, also after an ExecSync", async () => {
     const cfg = pod("update");
     const podId = await runPod(daemon.client, cfg);
     const id = await runContainer(daemon.client, podId, cfg, containerConfig("u", busybox, ["sh", "-c", "while true; do echo tick; sleep 0.1; done"], { linux: { resources: { memoryLimitInBytes: String(64 << 20) } } }));
@@ -632,8 +635,12 @@ describe("CRI RuntimeService: pods and containers", () => {
     const memDir = memoryCgroupOf(CGROUP_ROOT, id);
     assert.equal(readFileSync(join(memDir, "memory.limit_in_bytes"), "utf8").trim(), String(32 << 20), "the kernel has the new limit");
     const logPath = st.logPath;
+    assert.equal((await daemon.client.runtimeCall<cri.ExecSyncResponse>("ExecSync", { containerId: id, cmd: ["true"], timeout: "5" })).exitCode, 0);
     renameSync(logPath, `${logPath}.1`);
-    await daemon.client.runtimeCall("ReopenContainerLog", { containerId: id });
+    await Promise.race([
+      daemon.client.runtimeCall("ReopenContainerLog", { containerId: id }),
+      sleep(10_000).then(() => Promise.reject(new Error("ReopenContainerLog did not answer within 10 s"))),
+    ]);
     for (let i = 0; i < 50 && !existsSync(logPath); i++) await sleep(50);
     await sleep(300);
     assert.ok(readCriLog(logPath).some((l) => l.content === "tick"), "new lines go to a new file at the old path");
