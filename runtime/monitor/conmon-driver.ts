@@ -184,6 +184,25 @@ async function writeCtl(path: string, line: string): Promise<void> {
   }
 }
 
+/** Whether `pid` is the conmon of container `id` (a pid reused since is not). */
+function isConmonOf(pid: number, id: string): boolean {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes("conmon") && cmdline.includes(id);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `pid` runs and belongs to container `id` (its cgroup path names the container). */
+function isProcessOfContainer(pid: number, id: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(id) && !readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z ");
+  } catch {
+    return false;
+  }
+}
+
 /** The runtime's own words for a failure: conmon passes them on in the sync message. */
 function runtimeFailure(what: string, msg: SyncMessage | undefined): Error {
   const text = (msg?.message ?? "").trim() || "no message";
@@ -330,7 +349,27 @@ export class ConmonMonitor implements ContainerMonitor {
     });
   }
 
+  /**
+   * The exit conmon recorded. When conmon itself is gone (killed, OOM-killed) no exit file will
+   * come: once the container's process is gone too, the exit is reported as lost (255) rather
+   * than the container staying "running" for ever, as CRI-O reports a conmon that died.
+   */
   async exitOf(rec: ContainerRecord): Promise<ContainerExit | undefined> {
+    const recorded = await this.exitFile(rec);
+    if (recorded || !rec.conmonPid || isConmonOf(rec.conmonPid, rec.id)) return recorded;
+    // It writes the file before it exits: one written just before it went is read now.
+    const late = await this.exitFile(rec);
+    if (late) return late;
+    if (rec.pid && isProcessOfContainer(rec.pid, rec.id)) return undefined;
+    return {
+      exitCode: 255,
+      finishedAt: Date.now(),
+      oomKilled: this.oomKilled(rec),
+      lost: `its monitor (conmon, pid ${rec.conmonPid}) died before the container exited: the exit status is unknown`,
+    };
+  }
+
+  private async exitFile(rec: ContainerRecord): Promise<ContainerExit | undefined> {
     const file = join(this.exitDir, rec.id);
     let text: string;
     let mtimeMs: number;
@@ -509,10 +548,9 @@ export class ConmonMonitor implements ContainerMonitor {
   async cleanup(rec: ContainerRecord): Promise<void> {
     await unlink(join(this.exitDir, rec.id)).catch(() => {});
     const pid = rec.conmonPid;
-    if (pid && existsSync(`/proc/${pid}`)) {
+    if (pid && isConmonOf(pid, rec.id)) {
       try {
-        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-        if (cmdline.includes(rec.id) && cmdline.includes("conmon")) process.kill(pid, "SIGKILL");
+        process.kill(pid, "SIGKILL");
       } catch {}
     }
     await rm(this.persistDir(rec), { recursive: true, force: true });

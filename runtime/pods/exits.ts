@@ -35,6 +35,10 @@ export async function recordExitIfAny(ctx: PodContext, rec: ContainerRecord): Pr
   rec.finishedAt = msToNanos(exit.finishedAt);
   const oom = exit.oomKilled || (await oomKillsOf(ctx, rec)) > 0;
   rec.reason = oom ? "OOMKilled" : exit.exitCode === 0 ? "Completed" : "Error";
+  if (exit.lost) {
+    rec.message = exit.lost;
+    ctx.log.error("a container's monitor died; its exit status is lost", { container: rec.config.metadata?.name, id: rec.id.slice(0, 12), conmonPid: rec.conmonPid });
+  }
   await ctx.containers.put(rec);
   ctx.log.info("container exited", { container: rec.config.metadata?.name, id: rec.id.slice(0, 12), exitCode: rec.exitCode, reason: rec.reason });
   ctx.events.emit(containerEvent(ctx, rec, "CONTAINER_STOPPED_EVENT"));

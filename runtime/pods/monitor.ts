@@ -10,6 +10,8 @@ export interface ContainerExit {
   /** Milliseconds since the epoch. */
   finishedAt: number;
   oomKilled: boolean;
+  /** Set when the exit status was lost (the monitor died before it could record one): why. */
+  lost?: string;
 }
 
 export interface ExecSyncResult {

@@ -23,6 +23,9 @@ type Req<T> = CriRequest<T>;
 
 export const BERTH_VERSION = "0.1.0";
 
+/** How often running containers are checked for an exit the watch did not report. */
+const EXIT_SWEEP_MS = 2000;
+
 export class LocalRuntimeService implements RuntimeService, StreamingRuntime {
   readonly events: EventSource;
   private unwatch?: () => void;
@@ -42,6 +45,20 @@ export class LocalRuntimeService implements RuntimeService, StreamingRuntime {
         .run(id, () => recordExitIfAny(this.ctx, rec))
         .catch((err: unknown) => this.ctx.log.error("cannot record a container's exit", { id: id.slice(0, 12), error: (err as Error).message }));
     });
+    // The backstop of the watch: an exit a watch event missed, and one no exit file will ever
+    // record (its conmon was killed: exitOf reports it lost once the process is gone too).
+    const sweep = setInterval(() => {
+      for (const rec of this.ctx.containers.list()) {
+        if (rec.phase !== "running") continue;
+        this.ctx.locks.run(rec.id, () => recordExitIfAny(this.ctx, rec)).catch(() => {});
+      }
+    }, EXIT_SWEEP_MS);
+    sweep.unref();
+    const unwatch = this.unwatch;
+    this.unwatch = () => {
+      clearInterval(sweep);
+      unwatch?.();
+    };
     return report;
   }
 

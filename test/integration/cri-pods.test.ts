@@ -151,6 +151,29 @@ describe("CRI RuntimeService: pods and containers", () => {
     assert.equal(stOom.exitCode, 137);
   });
 
+  // conmon records the exit; one that is killed (OOM, an administrator) records nothing. The
+  // container must not stay "running" for ever, nor StopContainer fail on it, as it once did
+  // ("did not exit within 10 s of SIGKILL").
+  test("a container whose conmon was killed still stops, and its exit is recorded as lost; one that exits on its own is noticed too", async () => {
+    const cfg = pod("monitor-killed");
+    const podId = await runPod(daemon.client, cfg);
+    const conmonOf = async (id: string) => (JSON.parse((await daemon.client.runtimeCall<cri.ContainerStatusResponse>("ContainerStatus", { containerId: id, verbose: true })).info.info!) as { conmonPid: number }).conmonPid;
+    const stopped = await runContainer(daemon.client, podId, cfg, containerConfig("stopped", busybox, ["sleep", "600"]));
+    const exits = await runContainer(daemon.client, podId, cfg, containerConfig("exits", busybox, ["sh", "-c", "sleep 1; exit 3"]));
+    for (const id of [stopped, exits]) {
+      await waitForState(daemon.client, id, "CONTAINER_RUNNING");
+      process.kill(await conmonOf(id), "SIGKILL");
+    }
+    await daemon.client.runtimeCall("StopContainer", { containerId: stopped, timeout: "1" });
+    for (const id of [stopped, exits]) {
+      const st = await waitForState(daemon.client, id, "CONTAINER_EXITED");
+      assert.equal(st.exitCode, 255);
+      assert.equal(st.reason, "Error");
+      assert.match(st.message, /its monitor \(conmon, pid \d+\) died before the container exited: the exit status is unknown/);
+    }
+    await daemon.client.runtimeCall("RemovePodSandbox", { podSandboxId: podId });
+  });
+
   test("StopContainer kills a process that ignores SIGTERM once the timeout passes", async () => {
     const cfg = pod("stubborn");
     const podId = await runPod(daemon.client, cfg);
