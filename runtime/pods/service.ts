@@ -47,10 +47,17 @@ export class LocalRuntimeService implements RuntimeService, StreamingRuntime {
     });
     // The backstop of the watch: an exit a watch event missed, and one no exit file will ever
     // record (its conmon was killed: exitOf reports it lost once the process is gone too).
+    // One check per container at a time: a long StopContainer holding its lock must not collect
+    // a queue of them.
+    const pending = new Set<string>();
     const sweep = setInterval(() => {
       for (const rec of this.ctx.containers.list()) {
-        if (rec.phase !== "running") continue;
-        this.ctx.locks.run(rec.id, () => recordExitIfAny(this.ctx, rec)).catch(() => {});
+        if (rec.phase !== "running" || pending.has(rec.id)) continue;
+        pending.add(rec.id);
+        this.ctx.locks
+          .run(rec.id, () => recordExitIfAny(this.ctx, rec))
+          .catch(() => {})
+          .finally(() => pending.delete(rec.id));
       }
     }, EXIT_SWEEP_MS);
     sweep.unref();
