@@ -161,7 +161,8 @@ spec:
             exec: { command: ["test", "-f", "/tmp/ready"] }
             periodSeconds: 1
 `;
-  const simplePod = (name: string) => `apiVersion: v1
+  /** A Pod that sleeps; `more` goes on as further lines of its container. */
+  const simplePod = (name: string, more = "") => `apiVersion: v1
 kind: Pod
 metadata: { name: ${name} }
 spec:
@@ -170,7 +171,7 @@ spec:
     - name: c
       image: ${image}
       command: ["sleep", "3600"]
-`;
+${more}`;
   let files: Record<string, string>;
 
   before(async () => {
@@ -344,18 +345,7 @@ spec:
   // kubelet's admission (the NodePorts check): a second pod on a host port would start, look
   // healthy and never get a connection (portmap's first rule wins).
   test("a pod asking for a hostPort another pod holds is refused and reported; once the port is free it is made", async () => {
-    const portPod = (name: string, port: number) => `apiVersion: v1
-kind: Pod
-metadata: { name: ${name} }
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-    - name: c
-      image: ${image}
-      command: ["sleep", "3600"]
-      ports:
-        - { containerPort: 80, hostPort: ${port} }
-`;
+    const portPod = (name: string, port: number) => simplePod(name, `      ports:\n        - { containerPort: 80, hostPort: ${port} }\n`);
     const shared = await freePort();
     const page = await (await fetch(`http://127.0.0.1:${webPort}/index.html`)).text();
     // clash.yaml comes before web.yaml in the folder, but web runs: it keeps its port.
