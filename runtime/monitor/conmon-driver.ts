@@ -163,9 +163,9 @@ async function exitFileIn(dir: string): Promise<number | undefined> {
   return undefined;
 }
 
-/** conmon's control FIFO: "1 H W" resizes the terminal, "2 0 0" reopens the log. */
 /**
- * One line to a conmon's ctl FIFO. Non-blocking: a FIFO nobody reads (its conmon gone) answers
+ * One line to a conmon's control FIFO ("1 H W" resizes the terminal, "2 0 0" reopens the log).
+ * Non-blocking: a FIFO nobody reads (its conmon gone) answers
  * ENXIO at once instead of holding one of libuv's four threads, and with them every file
  * operation of the daemon, until a reader comes.
  */
@@ -234,11 +234,15 @@ export class ConmonMonitor implements ContainerMonitor {
   /**
    * `runtimeLog`: the runtime's --log (JSON) for this operation. Given one, runc and berth write
    * their warnings there and not on stderr, which conmon makes the container's (or the exec's).
+   * `bundle`: where conmon makes its control FIFOs and attach socket; an exec gets its own
+   * directory, since in the container's bundle its FIFOs would replace the container conmon's
+   * (which goes on reading the unlinked ones: ReopenContainerLog and resizes would write to a
+   * FIFO nobody reads).
    */
-  private baseArgs(rec: ContainerRecord, handler: RuntimeHandler, uuid: string, runtimeLog: string): string[] {
+  private baseArgs(rec: ContainerRecord, handler: RuntimeHandler, uuid: string, runtimeLog: string, bundle = rec.bundle): string[] {
     const args = ["--api-version", "1", "-c", rec.id, "-u", uuid, "-n", rec.name, "-r", handler.path];
     for (const a of [...handler.args, `--log=${runtimeLog}`, "--log-format=json"]) args.push("--runtime-arg", a);
-    args.push("-b", rec.bundle, "--socket-dir-path", join(this.opts.state, "attach"), "--full-attach", "--log-level", "info", "--syslog");
+    args.push("-b", bundle, "--socket-dir-path", join(this.opts.state, "attach"), "--full-attach", "--log-level", "info", "--syslog");
     return args;
   }
 
@@ -408,12 +412,7 @@ export class ConmonMonitor implements ContainerMonitor {
       const proc: Process = { ...spec.process!, args: cmd, terminal: false };
       await writeFile(join(dir, "process.json"), JSON.stringify(proc));
       const logPath = join(dir, "output.log");
-      // The exec's own directory as conmon's bundle, as for execAttach: conmon makes its ctl and
-      // winsz FIFOs there, and in the container's bundle it would replace the container conmon's
-      // (which keeps reading the unlinked ones): ReopenContainerLog and resizes would then write
-      // to a FIFO nobody reads.
-      const base = this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)).map((a) => (a === rec.bundle ? dir : a));
-      const args = [...base, "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
+      const args = [...this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG), dir), "-p", join(dir, "pid"), "-e", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${logPath}`];
       if (timeoutSeconds > 0) args.push("-T", String(timeoutSeconds));
       const child = spawn(this.opts.conmon, args, { cwd: dir, env: this.env(), stdio: ["ignore", "ignore", "pipe", "pipe"] });
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -461,8 +460,7 @@ export class ConmonMonitor implements ContainerMonitor {
     const proc: Process = { ...spec.process!, args: cmd, terminal: opts.tty, env: withTerminalEnv(spec.process!.env ?? [], opts.tty, true) };
     if (opts.tty && opts.size) proc.consoleSize = { width: opts.size.width, height: opts.size.height };
     await writeFile(join(dir, "process.json"), JSON.stringify(proc));
-    const base = this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG)).map((a) => (a === rec.bundle ? dir : a));
-    const args = [...base, "-p", join(dir, "pid"), "-e", "--exec-attach", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${join(dir, "output.log")}`];
+    const args = [...this.baseArgs(rec, handler, uuid, join(dir, RUNTIME_LOG), dir), "-p", join(dir, "pid"), "-e", "--exec-attach", "--exec-process-spec", join(dir, "process.json"), "--exit-dir", dir, "-l", `k8s-file:${join(dir, "output.log")}`];
     if (opts.tty) args.push("-t");
     if (opts.stdin) args.push("-i");
     // podman's protocol: fd 3 sync (pid, then exit code), fd 4 start (one write to let conmon
