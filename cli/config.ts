@@ -65,7 +65,15 @@ export interface DaemonConfig {
   runtimes: RuntimesConfig;
   /** The folder the reconciler converges to; none: no reconciler (a plain CRI runtime). */
   manifests?: string;
-  reconciler: { resyncSeconds: number; concurrency: number; runtimeEndpoint?: string };
+  reconciler: {
+    resyncSeconds: number;
+    concurrency: number;
+    runtimeEndpoint?: string;
+    /** kubelet's container log rotation for the pods it runs: size ("10Mi" or bytes), files kept, check period. */
+    containerLogMaxSize: string | number;
+    containerLogMaxFiles: number;
+    containerLogMonitorSeconds: number;
+  };
   /** The streaming server behind CRI Exec, Attach and PortForward. */
   streaming: { addr: string; idleTimeoutSeconds: number };
 }
@@ -82,7 +90,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   cgroupRoot: "berth",
   cni: { confDir: "/etc/cni/net.d", binDirs: ["/usr/lib/cni", "/opt/cni/bin"], bridge: "berth0", subnet: "10.88.0.0/16" },
   runtimes: { default: "berth", handlers: { runc: { path: "/usr/sbin/runc" } } },
-  reconciler: { resyncSeconds: 30, concurrency: 4 },
+  reconciler: { resyncSeconds: 30, concurrency: 4, containerLogMaxSize: "10Mi", containerLogMaxFiles: 5, containerLogMonitorSeconds: 10 },
   streaming: { addr: "127.0.0.1:0", idleTimeoutSeconds: 4 * 3600 },
 };
 

@@ -12,6 +12,7 @@ import { buildDesired } from "./desired/model";
 import { loadManifests } from "./load/read-folder";
 import { type ActualPod, actualPods, changedFields, type PlannedAction, plan, refusedPods } from "./plan";
 import { PodWorker, removeSandbox } from "./pod-worker";
+import { LogRotation, type LogRotationOptions } from "./log-rotation";
 import { type Replica, rolloutStep } from "./rollout";
 import { type ObjectStatus, StatusBook } from "./status";
 import {
@@ -42,6 +43,8 @@ export interface ReconcilerOptions {
   watch?: boolean;
   /** Keep the last good objects of each file on disk (the daemon); `berth diff` does not. */
   persist?: boolean;
+  /** Rotate the logs of the containers it runs, as kubelet would (log-rotation.ts); none: no rotation. */
+  logRotation?: Omit<LogRotationOptions, "runtime" | "log">;
 }
 
 interface LastGood {
@@ -64,6 +67,7 @@ export class Reconciler {
   private reloadWanted = false;
   private soon?: NodeJS.Timeout;
   private stopped = false;
+  private rotation?: LogRotation;
   /** Pods admission refuses now (host ports another pod holds), by uid, with why. */
   private refused = new Map<string, string>();
   lastSyncAt?: Date;
@@ -107,6 +111,10 @@ export class Reconciler {
       );
     }
     await this.trigger(true);
+    if (this.opts.logRotation) {
+      this.rotation = new LogRotation({ ...this.opts.logRotation, runtime: this.opts.backend.runtime, log: this.opts.log.with({ component: "reconciler" }) });
+      this.rotation.start();
+    }
     const every = this.opts.resyncMs ?? 30_000;
     if (every > 0) {
       const tick = () => {
@@ -122,6 +130,7 @@ export class Reconciler {
     if (this.resync) clearTimeout(this.resync);
     if (this.soon) clearTimeout(this.soon);
     this.events.abort();
+    await this.rotation?.stop();
     await this.watch?.close();
     for (const w of this.workers.values()) w.close();
     await this.pass?.catch(() => {});

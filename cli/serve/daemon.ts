@@ -155,11 +155,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
   if (config.manifests) {
     const endpoint = config.reconciler.runtimeEndpoint;
     // Loaded only with --manifests: a plain CRI runtime does not carry the reconciler's code.
-    const [{ Reconciler }, { localBackend }, { remoteBackend }, { CriClient }] = await Promise.all([
+    const [{ Reconciler }, { localBackend }, { remoteBackend }, { CriClient }, { bytesOf }] = await Promise.all([
       import("../../reconciler/reconciler"),
       import("../../reconciler/backend-local"),
       import("../../cri/remote-runtime"),
       import("../../cri/client"),
+      import("../../reconciler/desired/quantity"),
     ]);
     const backend = endpoint ? remoteBackend(new CriClient(endpoint)) : localBackend(runtime, images);
     reconciler = new Reconciler({
@@ -169,6 +170,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger): Promise<Da
       log,
       resyncMs: config.reconciler.resyncSeconds * 1000,
       concurrency: config.reconciler.concurrency,
+      logRotation: {
+        maxBytes: bytesOf(config.reconciler.containerLogMaxSize, "reconciler.containerLogMaxSize"),
+        maxFiles: config.reconciler.containerLogMaxFiles,
+        intervalMs: config.reconciler.containerLogMonitorSeconds * 1000,
+      },
     });
     (await import("./metrics/reconciler")).reconcilerMetrics(metrics, reconciler);
   }

@@ -4,16 +4,17 @@
 // scale and roll without losing readiness, and a daemon killed mid-apply converges without
 // duplicates. The folder is a git-sync layout: `manifests` → `.worktrees/<hash>`.
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ObjectStatus, ReconcileEvent } from "../../reconciler/status";
 import type * as cri from "../../runtime/api/cri-v1";
 import { startDaemon, type TestDaemon } from "../support/daemon";
 import { hostNetworkSnapshot, type HostNetworkSnapshot, restoreHostNetwork } from "../support/host-network";
-import { forceClean, stopAndRemovePods } from "../support/pods";
+import { forceClean, readCriLog, stopAndRemovePods } from "../support/pods";
 import { freePort, startRegistry } from "../support/registry";
 import { cgroupDirsBelowSelf } from "../support/runtime-pair";
 import { buildTestImages, pushLayout } from "../support/test-images";
@@ -192,7 +193,8 @@ ${more}`;
       dir: join(work, "daemon"),
       insecureRegistries: [registry.host],
       args: ["--manifests", folder, "--resync", "0"],
-      config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET } },
+      // Small logs, checked often: the rotation test's chatty pod rotates within a second.
+      config: { cgroupRoot: CGROUP_ROOT, cni: { confDir: join(work, "cni"), bridge: BRIDGE, subnet: SUBNET }, reconciler: { containerLogMaxSize: 16384, containerLogMaxFiles: 3, containerLogMonitorSeconds: 0.3 } },
     });
     api = JSON.parse(await readFile(join(daemon.state, "daemon.json"), "utf8")).http;
   });
@@ -379,6 +381,37 @@ ${more}`;
     delete files["waiter.yaml"];
     await publish(files);
     await waitFor("the test's pods pruned", async () => (await sandboxes()).every((s) => !["clash", "holder", "waiter"].includes(s.metadata?.name ?? "")));
+  });
+
+  // No kubelet rotates the logs of the pods the reconciler runs: berth does, as kubelet would.
+  test("a chatty container's log is rotated past containerLogMaxSize, keeping containerLogMaxFiles files, and goes on in a fresh file", async () => {
+    files = { ...files, "chatty.yaml": simplePod("chatty").replace('command: ["sleep", "3600"]', `command: ["sh", "-c", "while true; do echo ${"x".repeat(500)}; sleep 0.02; done"]`) };
+    await publish(files);
+    await healthy("Pod", "chatty");
+    const [sandbox] = await sandboxes("chatty");
+    const [c] = await containersOf(sandbox!.id);
+    const logPath = (await daemon.client.runtimeCall<cri.ContainerStatusResponse>("ContainerStatus", { containerId: c!.id })).status!.logPath;
+    const dir = dirname(logPath);
+    const rotated = () => readdirSync(dir).filter((n) => n.startsWith(`${basename(logPath)}.`));
+    await waitFor("two rotated copies", async () => rotated().length === 2, 20_000);
+    await sleep(1500);
+    assert.ok(rotated().length <= 2, `at most containerLogMaxFiles - 1 rotated copies: ${rotated().join(", ")}`);
+    // Rotation goes on meanwhile: a copy may be gone by the time it is read.
+    const firstLines = rotated()
+      .map((n) => {
+        try {
+          return readFileSync(join(dir, n), "utf8").split("\n")[0];
+        } catch {
+          return undefined;
+        }
+      })
+      .filter((l) => l !== undefined);
+    for (const l of firstLines) assert.match(l!, /^\S+ stdout [FP] x+$/, "a rotated copy holds the container's CRI log lines");
+    await waitFor("lines in the current file", async () => readCriLog(logPath).some((l) => /^x+$/.test(l.content)), 5000);
+    await waitFor("the current file near containerLogMaxSize", async () => statSync(logPath).size <= 16384 * 4, 5000);
+    delete files["chatty.yaml"];
+    await publish(files);
+    await waitFor("chatty pruned", async () => (await sandboxes("chatty")).length === 0);
   });
 
   test("a crashing container restarts at once, then after kubelet's 10 s back-off", async () => {
