@@ -294,11 +294,9 @@ export class Reconciler {
     const wanted = new Set<string>();
     const tasks: Array<Promise<void>> = [];
     const refused = refusedPods(desired, actual);
-    for (const [uid, why] of refused) {
-      if (this.refused.get(uid) !== why) {
-        const p = [...desired.pods, ...desired.deployments.flatMap((d) => d.pods)].find((x) => x.uid === uid)!;
-        this.book.event("warn", "HostPortConflict", p.owner, why, { pod: p.name });
-      }
+    for (const p of [...desired.pods, ...desired.deployments.flatMap((d) => d.pods)]) {
+      const why = refused.get(p.uid);
+      if (why && this.refused.get(p.uid) !== why) this.book.event("warn", "HostPortConflict", p.owner, why, { pod: p.name });
     }
     this.refused = refused;
     const guard = (owner: ObjectKey, fn: () => Promise<void>) =>

@@ -88,7 +88,7 @@ function refuseUnsupported(spec: Spec, where: string): void {
   if (sysctls.length) {
     const has = (t: NamespaceType) => spec.linux?.namespaces?.find((n) => n.type === t);
     const net = has("network");
-    const ns = { ipc: Boolean(has("ipc")), ownNet: Boolean(net) && !(net?.path && isOwnNamespace(net.path, "net")), uts: Boolean(has("uts")) };
+    const ns = { ipc: Boolean(has("ipc")), ownNet: Boolean(net) && !(net?.path && sameNamespace(net.path, "/proc/self/ns/net")), uts: Boolean(has("uts")) };
     for (const key of sysctls) {
       const why = sysctlRefusal(key, ns);
       if (why) throw new InvalidArgumentError(`${where}: linux.sysctl: ${why}`);
@@ -96,14 +96,14 @@ function refuseUnsupported(spec: Spec, where: string): void {
   }
 }
 
-/** Whether the namespace file at `path` is this process's own namespace of that kind (runc's isHostNetNS). */
-function isOwnNamespace(path: string, kind: string): boolean {
+/** Whether two namespace files name the same namespace (false when either cannot be read). */
+export function sameNamespace(a: string, b: string): boolean {
   try {
-    const a = statSync(path);
-    const b = statSync(`/proc/self/ns/${kind}`);
-    return a.dev === b.dev && a.ino === b.ino;
-  } catch (err) {
-    throw new InvalidArgumentError(`namespace ${path}: ${(err as Error).message}`);
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
   }
 }
 

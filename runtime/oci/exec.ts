@@ -4,7 +4,7 @@
 // applies the process's user, capabilities, no_new_privs and the container's seccomp filter, and
 // execs. Without --detach the launcher waits and exits with the process's code.
 import type { ChildProcess } from "node:child_process";
-import { closeSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError } from "../errors";
 import { processProblem } from "./process-check";
@@ -12,7 +12,7 @@ import { O } from "../linux/syscalls";
 import type { Syscalls } from "../linux/types";
 import { connectUnixSocket } from "../linux/unix-socket";
 import { writeFileAtomicSync } from "../store/atomic";
-import { NS_FLAGS, ownNamespace, restoreNamespaces } from "./create";
+import { NS_FLAGS, ownNamespace, restoreNamespaces, sameNamespace } from "./create";
 import type { ExecConfig } from "./init-config";
 import { containerStatus } from "./lifecycle";
 import { cgroupJoins } from "./cgroup-of";
@@ -39,16 +39,6 @@ const PROC_NS: Array<[NamespaceType, string]> = [
   ["cgroup", "cgroup"],
   ["pid", "pid"],
 ];
-
-function sameNamespace(a: string, b: string): boolean {
-  try {
-    const x = statSync(a);
-    const y = statSync(b);
-    return x.ino === y.ino && x.dev === y.dev;
-  } catch {
-    return false;
-  }
-}
 
 export async function execInContainer(sys: Syscalls, opts: ExecOptions): Promise<{ pid: number; child: ChildProcess }> {
   const rec = readRecord(opts.root, opts.id);

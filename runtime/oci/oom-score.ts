@@ -5,13 +5,12 @@
 // raising a request to the daemon's own score, which its children inherit and may always write
 // again; berth does the same, and turns it on by itself where the capability is missing.
 import { readFileSync } from "node:fs";
-import { capNumber } from "../security/capabilities";
+import { capNumber, effectiveMask } from "../security/capabilities";
 
 /** Whether `status` (a /proc/PID/status text) shows CAP_SYS_RESOURCE among the effective capabilities. */
 export function hasSysResource(status: string): boolean {
-  const m = /^CapEff:\s*([0-9a-f]+)$/im.exec(status);
-  if (!m) return false;
-  return ((BigInt(`0x${m[1]}`) >> BigInt(capNumber("CAP_SYS_RESOURCE"))) & 1n) === 1n;
+  const mask = effectiveMask(status);
+  return mask !== undefined && ((mask >> BigInt(capNumber("CAP_SYS_RESOURCE"))) & 1n) === 1n;
 }
 
 /**

@@ -110,10 +110,16 @@ export function maskToCaps(mask: bigint): string[] {
  * host's bounding set lacks (CAP_SYS_RESOURCE here), and capset would refuse the whole set.
  */
 export function currentCapabilities(status = readFileSync("/proc/self/status", "utf8")): string[] {
-  const m = /^CapEff:\s*([0-9a-f]+)$/im.exec(status);
-  if (!m) return [...CAPABILITY_NAMES];
+  const mask = effectiveMask(status);
+  if (mask === undefined) return [...CAPABILITY_NAMES];
   const known = new Set<string>(CAPABILITY_NAMES);
-  return maskToCaps(BigInt(`0x${m[1]}`)).filter((c) => known.has(c));
+  return maskToCaps(mask).filter((c) => known.has(c));
+}
+
+/** The CapEff mask of a /proc/PID/status text; undefined when it has none. */
+export function effectiveMask(status: string): bigint | undefined {
+  const m = /^CapEff:\s*([0-9a-f]+)$/im.exec(status);
+  return m ? BigInt(`0x${m[1]}`) : undefined;
 }
 
 /** The highest capability number the running kernel knows. */
